@@ -1,0 +1,194 @@
+"""Error log and access log, nginx style.
+
+Every process (master and workers) appends to the same files, opened with O_APPEND so each
+line lands whole. Lines look like nginx's so people (and `.t` tests) can grep them:
+
+    2026/11/23 23:55:01 [error] 12345#0: upstream connect failed: 127.0.0.1:1980
+
+USR1 makes every process reopen its files (log rotation). Errors that can repeat at request
+rate go through :func:`every` so a broken upstream or a dead etcd cannot flood the disk.
+
+Secrets never reach these files: callers log names and ids, never keys, passwords, tokens or
+Authorization/Cookie values; :func:`redact_headers` is the helper for header lists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+NOTICE = 25
+ALERT = 55
+EMERG = 60
+logging.addLevelName(NOTICE, "notice")
+logging.addLevelName(ALERT, "alert")
+logging.addLevelName(EMERG, "emerg")
+for _level, _name in ((logging.DEBUG, "debug"), (logging.INFO, "info"),
+                      (logging.WARNING, "warn"), (logging.ERROR, "error"),
+                      (logging.CRITICAL, "crit")):
+    logging.addLevelName(_level, _name)
+
+#: nginx_config.error_log_level values → logging levels
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": NOTICE,
+          "warn": logging.WARNING, "error": logging.ERROR, "crit": logging.CRITICAL,
+          "alert": ALERT, "emerg": EMERG}
+
+#: the one logger the product writes its error log through
+log = logging.getLogger("gateway")
+log.propagate = False
+
+SECRET_HEADERS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie",
+                            b"apikey", b"x-api-key"))
+
+
+class NginxFormatter(logging.Formatter):
+    """`2026/11/23 23:55:01 [warn] 123#0: message` (the timestamp is cached per second)."""
+
+    _sec = -1
+    _stamp = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        sec = int(record.created)
+        if sec != self._sec:
+            self._sec = sec
+            self._stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(sec))
+        msg = record.getMessage()
+        if record.exc_info:
+            msg = "%s\n%s" % (msg, self.formatException(record.exc_info))
+        return "%s [%s] %d#0: %s" % (self._stamp, record.levelname, record.process, msg)
+
+
+class ReopenableFileHandler(logging.Handler):
+    """Appends whole lines with one write(2) each; `reopen()` after rotation (USR1)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.fd = -1
+        self.reopen()
+
+    def reopen(self) -> None:
+        old = self.fd
+        d = os.path.dirname(self.path)
+        if d:
+            os.makedirs(d, exist_ok=True)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if old >= 0:
+            os.close(old)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            os.write(self.fd, (self.format(record) + "\n").encode("utf-8", "replace"))
+        except Exception:  # logging must never take a process down
+            self.handleError(record)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        super().close()
+
+
+class AccessLog:
+    """Buffered access log: lines collect in memory and go out in one write per flush.
+
+    A write per request would be one more syscall on the hot path; the worker flushes on a
+    loop timer (and at exit), like nginx's `access_log ... buffer=`.
+    """
+
+    __slots__ = ("path", "fd", "buf", "size", "limit")
+
+    def __init__(self, path: str | None, limit: int = 65536):
+        self.path = path
+        self.fd = -1
+        self.buf: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+        if path:
+            self.reopen()
+
+    def reopen(self) -> None:
+        if not self.path:
+            return
+        self.flush()
+        old = self.fd
+        d = os.path.dirname(self.path)
+        if d:
+            os.makedirs(d, exist_ok=True)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if old >= 0:
+            os.close(old)
+
+    def write(self, line: bytes) -> None:
+        if self.fd < 0:
+            return
+        self.buf.append(line)
+        self.size += len(line)
+        if self.size >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buf or self.fd < 0:
+            return
+        data = b"".join(self.buf)
+        self.buf = []
+        self.size = 0
+        try:
+            os.write(self.fd, data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.flush()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+_handler: ReopenableFileHandler | None = None
+
+
+def setup(path: str | None, level: str = "warn") -> None:
+    """Point the error log at `path` (stderr when None) at `level` (nginx level names)."""
+    global _handler
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    if path:
+        _handler = ReopenableFileHandler(path)
+        handler: logging.Handler = _handler
+    else:
+        _handler = None
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(NginxFormatter())
+    log.addHandler(handler)
+    log.setLevel(LEVELS.get(level, logging.WARNING))
+
+
+def reopen() -> None:
+    """Reopen the error log file (USR1)."""
+    if _handler is not None:
+        _handler.reopen()
+
+
+_last: dict[str, float] = {}
+
+
+def every(key: str, interval: float = 10.0) -> bool:
+    """True at most once per `interval` seconds for `key`: gate for errors that can repeat
+    at request rate (``if every("etcd-down"): log.error(...)``)."""
+    now = time.monotonic()
+    t = _last.get(key)
+    if t is not None and now - t < interval:
+        return False
+    if len(_last) > 4096:
+        _last.clear()
+    _last[key] = now
+    return True
+
+
+def redact_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A copy of `headers` safe to log: secret-bearing values replaced by `***`."""
+    return [(n, b"***" if n.lower() in SECRET_HEADERS else v) for n, v in headers]

@@ -1,0 +1,388 @@
+"""The master process: gunicorn's Arbiter with nginx's signal meanings.
+
+gunicorn maps signals differently (there TERM is graceful and QUIT fast); users of APISIX
+expect nginx's, since `apisix stop`/`quit` send TERM/QUIT:
+
+  TERM, INT  fast stop: workers get TERM and exit at once
+  QUIT       graceful stop: workers stop accepting and drain, up to worker_shutdown_timeout
+  HUP        reload: re-read and validate config.yaml; a bad file keeps the old config and
+             logs why; otherwise start new workers, wait until they serve, retire the old
+             ones gracefully (QUIT)
+  USR1       reopen log files (master and workers)
+  USR2       binary upgrade: the pid file becomes gateway.pid.oldbin and a new master starts
+             on the inherited listeners
+  WINCH      gracefully stop this master's workers (after USR2, before QUIT to the old one)
+  TTIN/TTOU  one worker more / less
+
+Besides the worker lifecycle the master owns the config plane: the snapshot, the config source
+(standalone YAML file now; etcd later) and the ZeroMQ fan-out. It never serves traffic.
+Signal handlers only enqueue; the main loop below handles one signal at a time.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from gunicorn.arbiter import Arbiter
+from gunicorn.errors import HaltServer
+from gunicorn.pidfile import Pidfile
+from setproctitle import setproctitle
+
+from gateway import config
+from gateway.config import ConfigError
+from gateway.core import log as logmod
+from gateway.core.log import NOTICE, log
+from gateway.master import listeners
+from gateway.master.app import GatewayApp
+from gateway.master.fanout import Fanout
+from gateway.master.snapshot import Snapshot
+from gateway.master.yaml_source import YamlSource
+
+#: how long new workers may take to load the config and start serving
+WORKER_READY_TIMEOUT = 30.0
+#: how long a fast stop waits for workers before SIGKILL
+FAST_STOP_TIMEOUT = 5.0
+
+
+class Master(Arbiter):
+    """gunicorn's arbiter loop (reap, murder, manage workers) with our signal map."""
+
+    def __init__(self, app: GatewayApp, pid_path: str):
+        self.pid_path = pid_path
+        self.retiring: dict[int, tuple[object, float]] = {}   # pid -> (worker, kill deadline)
+        self.snapshot = Snapshot()
+        self.fanout: Fanout | None = None
+        self.source: YamlSource | None = None
+        self.ready_pids: set[int] = set()
+        self.ready_cond = threading.Condition()
+        super().__init__(app)
+
+    @property
+    def conf(self) -> dict:
+        return self.app.conf
+
+    # ------------------------------------------------------------------ start-up
+    def start(self) -> None:
+        if not self.LISTENERS and "GUNICORN_FD" not in os.environ:
+            self.LISTENERS = listeners.open_all(config.listen_addresses(self.conf),
+                                                self.cfg, self.log)
+        super().start()
+        if self.master_pid:
+            # a USR2 child: the old master renamed its pid file to .oldbin, ours is the pid file
+            self.proc_name = self.cfg.proc_name
+        self.pidfile = Pidfile(self.pid_path)
+        self.pidfile.create(self.pid)
+        self.start_config_plane()
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        # a signal must not interrupt the master's blocking calls halfway
+        for sig in self.SIGNALS:
+            signal.siginterrupt(sig, False)
+
+    def start_config_plane(self) -> None:
+        self.fanout = Fanout(self.snapshot, self.app.prefix, self.pid)
+        self.fanout.on_ready = self.worker_ready
+        self.fanout.start()
+        provider = config.config_provider(self.conf)
+        if provider == "yaml":
+            path = os.path.join(self.app.prefix, "conf", "apisix.yaml")
+            self.source = YamlSource(path, self.on_objects)
+            self.source.load_now()
+            self.source.start()
+        else:
+            log.warning("config provider %r is not available yet; serving an empty config",
+                        provider)
+
+    def on_objects(self, objects: dict) -> None:
+        assert self.fanout is not None
+        self.fanout.publish(self.snapshot.replace(objects))
+
+    def worker_ready(self, pid: int) -> None:
+        with self.ready_cond:
+            self.ready_pids.add(pid)
+            self.ready_cond.notify_all()
+
+    def run(self) -> None:
+        try:
+            self.start()
+            setproctitle("gateway: master process %s" % " ".join(sys.argv[1:]))
+            self.manage_workers()
+            if self.wait_ready(list(self.WORKERS), WORKER_READY_TIMEOUT):
+                self.tell_ready(b"ok\n")
+                log.log(NOTICE, "gateway started: master %d, %d workers", self.pid,
+                        len(self.WORKERS))
+            else:
+                raise HaltServer("workers did not start serving in time", 1)
+            while True:
+                self.maybe_promote_master()
+                for sig in self.wait_for_signals(timeout=1.0):
+                    name = self.SIG_NAMES.get(sig)
+                    handler = getattr(self, "handle_%s" % name, None) if name else None
+                    if handler is None:
+                        continue
+                    if sig != signal.SIGCHLD:
+                        log.info("signal %s received", name.upper())
+                    handler()
+                self.murder_workers()
+                self.retire_overdue()
+                self.manage_workers()
+        except StopIteration:
+            self.halt()
+        except KeyboardInterrupt:
+            self.halt()
+        except HaltServer as inst:
+            self.tell_ready(("error: %s\n" % inst.reason).encode())
+            self.halt(reason=inst.reason, exit_status=inst.exit_status)
+        except SystemExit:
+            raise
+        except Exception as exc:
+            log.exception("unhandled exception in the master loop")
+            self.tell_ready(("error: %s\n" % exc).encode())
+            self.stop(graceful=False)
+            self.cleanup()
+            sys.exit(1)
+
+    def tell_ready(self, msg: bytes) -> None:
+        """Tell the `bin/gateway start` that daemonized us how start-up went (once)."""
+        fd = self.app.ready_fd
+        if fd is None:
+            return
+        self.app.ready_fd = None        # workers forked from now on have nothing to close
+        try:
+            os.write(fd, msg)
+            os.close(fd)
+        except OSError:
+            pass
+
+    def wait_ready(self, pids: list[int], timeout: float) -> bool:
+        """Wait until every worker in `pids` has loaded the config and accepts connections.
+
+        False when one of them died first (its boot error halts the master via reap) or the
+        time ran out.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.reap_workers()
+            with self.ready_cond:
+                if all(pid in self.ready_pids for pid in pids):
+                    return True
+                if any(pid not in self.WORKERS for pid in pids):
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.ready_cond.wait(min(left, 0.05))
+
+    # ------------------------------------------------------------------ signals
+    def handle_term(self) -> None:
+        self.stop(graceful=False)
+        raise StopIteration
+
+    handle_int = handle_term
+
+    def handle_quit(self) -> None:
+        self.stop(graceful=True)
+        raise StopIteration
+
+    def handle_hup(self) -> None:
+        self.reload()
+
+    def handle_usr1(self) -> None:
+        logmod.reopen()
+        self.kill_workers(signal.SIGUSR1)
+
+    def handle_usr2(self) -> None:
+        if self.reexec_pid or self.master_pid:
+            log.warning("USR2 ignored: an upgrade is already in progress")
+            return
+        if self.pidfile is not None:
+            self.pidfile.rename(self.pid_path + ".oldbin")
+        self.START_CTX["args"] = [sys.executable, "-m", "gateway.cli"] + sys.argv[1:]
+        self.reexec()
+
+    def handle_winch(self) -> None:
+        log.info("gracefully stopping the workers (WINCH)")
+        self.num_workers = 0
+        self.retire(list(self.WORKERS))
+
+    def maybe_promote_master(self) -> None:
+        if self.master_pid and self.master_pid != os.getppid():
+            log.info("the old master is gone; this master takes over")
+            self.master_pid = 0
+            os.environ.pop("GUNICORN_PID", None)
+
+    # ------------------------------------------------------------------ reload
+    def reload(self) -> None:
+        try:
+            conf = self.app.reload_conf()
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        except SystemExit:
+            log.error("reload failed, keeping the running configuration")
+            return
+        logmod.setup(config.resolve_path(self.app.prefix, conf["nginx_config"]["error_log"]),
+                     conf["nginx_config"]["error_log_level"])
+        self.timeout = self.cfg.timeout
+        new_addresses = config.listen_addresses(conf)
+        old_addresses = [lnr.cfg_addr for lnr in self.LISTENERS]
+        if [tuple(a[:2]) for a in old_addresses] != new_addresses:
+            try:
+                fresh = listeners.open_all(new_addresses, self.cfg, self.log)
+            except listeners.ListenError as exc:
+                log.error("reload: %s; keeping the old listeners", exc)
+            else:
+                for lnr in self.LISTENERS:
+                    lnr.close()
+                self.LISTENERS = fresh
+        if self.source is not None:
+            self.source.load_now()
+        old = list(self.WORKERS)
+        self.num_workers = self.cfg.workers
+        new = [self.spawn_worker() for _ in range(self.num_workers)]
+        if not self.wait_ready(new, WORKER_READY_TIMEOUT):
+            log.error("reload: new workers did not become ready; retiring the old ones anyway")
+        self.retire(old)
+        log.info("reload done: %d new workers", len(new))
+
+    # ------------------------------------------------------------------ worker lifecycle
+    def retire(self, pids: list[int]) -> None:
+        """Ask workers to finish gracefully (QUIT); they leave the pool at once."""
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        for pid in pids:
+            worker = self.WORKERS.pop(pid, None)
+            if worker is None:
+                continue
+            self.retiring[pid] = (worker, deadline)
+            self.kill_worker(pid, signal.SIGQUIT)
+
+    def retire_overdue(self) -> None:
+        now = time.monotonic()
+        for pid, (_, deadline) in list(self.retiring.items()):
+            if now >= deadline:
+                log.warning("worker %d did not finish within worker_shutdown_timeout; killed", pid)
+                self.kill_worker(pid, signal.SIGKILL)
+                self.retiring.pop(pid, None)
+
+    def reap_workers(self) -> None:
+        try:
+            while True:
+                wpid, status = os.waitpid(-1, os.WNOHANG)
+                if not wpid:
+                    break
+                if wpid == self.reexec_pid:
+                    self.reexec_pid = 0
+                    self.upgrade_failed()
+                    continue
+                if self.retiring.pop(wpid, None) is not None:
+                    continue
+                worker = self.WORKERS.pop(wpid, None)
+                if worker is None:
+                    continue
+                worker.tmp.close()
+                self.report_exit(wpid, status)
+        except OSError as exc:
+            if exc.errno != errno.ECHILD:
+                raise
+
+    def report_exit(self, pid: int, status: int) -> None:
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            level = logging.INFO if sig == signal.SIGTERM else logging.ERROR
+            log.log(level, "worker process %d exited on signal %d", pid, sig)
+            return
+        code = os.WEXITSTATUS(status)
+        if code == self.WORKER_BOOT_ERROR:
+            raise HaltServer("a worker failed to boot (see the error log)", self.WORKER_BOOT_ERROR)
+        if code != 0:
+            log.error("worker process %d exited with code %d", pid, code)
+
+    def upgrade_failed(self) -> None:
+        """The new master of a USR2 upgrade died: take the pid file back, as nginx does."""
+        log.error("the new master of the upgrade exited; keeping this one")
+        if self.pidfile is not None:
+            self.pidfile.rename(self.pid_path)
+
+    def manage_workers(self) -> None:
+        if len(self.WORKERS) < self.num_workers:
+            self.spawn_workers()
+        extra = sorted(self.WORKERS.items(), key=lambda w: w[1].age)
+        if len(extra) > self.num_workers:
+            self.retire([pid for pid, _ in extra[:len(extra) - self.num_workers]])
+
+    def spawn_workers(self) -> None:
+        for _ in range(self.num_workers - len(self.WORKERS)):
+            self.spawn_worker()
+
+    def kill_worker(self, pid: int, sig: int) -> None:
+        try:
+            os.kill(pid, sig)
+        except OSError as exc:
+            if exc.errno != errno.ESRCH:
+                raise
+            worker = self.WORKERS.pop(pid, None)
+            if worker is not None:
+                worker.tmp.close()
+            self.retiring.pop(pid, None)
+
+    # ------------------------------------------------------------------ stop
+    def stop(self, graceful: bool = True) -> None:
+        """Stop every worker: QUIT and wait up to worker_shutdown_timeout (graceful), or TERM
+        and wait briefly (fast); SIGKILL whatever is left."""
+        for lnr in self.LISTENERS:
+            lnr.close()
+        self.LISTENERS = []
+        sig = signal.SIGQUIT if graceful else signal.SIGTERM
+        limit = time.monotonic() + (self.cfg.graceful_timeout if graceful else FAST_STOP_TIMEOUT)
+        pids = list(self.WORKERS) + list(self.retiring)
+        self.retiring.update({pid: (w, limit) for pid, w in self.WORKERS.items()})
+        self.WORKERS.clear()
+        for pid in pids:
+            self.kill_worker(pid, sig)
+        while self.retiring and time.monotonic() < limit:
+            if graceful and self.fast_stop_requested():
+                log.info("fast stop requested during graceful stop")
+                for pid in list(self.retiring):
+                    self.kill_worker(pid, signal.SIGTERM)
+                limit = min(limit, time.monotonic() + FAST_STOP_TIMEOUT)
+                graceful = False
+            self.reap_workers()
+            time.sleep(0.05)
+        for pid in list(self.retiring):
+            self.kill_worker(pid, signal.SIGKILL)
+        self.reap_workers()
+
+    def fast_stop_requested(self) -> bool:
+        """A TERM/INT that arrived while draining turns a graceful stop into a fast one."""
+        fast = False
+        while True:
+            try:
+                sig = self.SIG_QUEUE.get_nowait()
+            except Exception:
+                return fast
+            fast = fast or sig in (signal.SIGTERM, signal.SIGINT)
+
+    def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
+        if self.WORKERS or self.retiring:
+            self.stop(graceful=False)
+        if reason:
+            (log.info if exit_status == 0 else log.error)("master exiting: %s", reason)
+        else:
+            log.info("master exiting")
+        self.cleanup()
+        sys.exit(exit_status)
+
+    def cleanup(self) -> None:
+        if self.source is not None:
+            self.source.stop()
+        if self.fanout is not None:
+            self.fanout.stop()
+        if self.pidfile is not None:
+            self.pidfile.unlink()

@@ -1,0 +1,113 @@
+"""A worker's side of the config plane (ZeroMQ Clone pattern).
+
+Subscribe first, then ask the master for the full snapshot, then apply the deltas that are
+newer than it; a delta whose `prev` is not our revision, or a heartbeat ahead of us, means we
+missed something: ask for the snapshot again. Runs as one ordinary greenlet (zmq.green), off
+the hot path; each change calls `on_change(store, rev)` where the worker rebuilds its tables.
+
+The ZeroMQ context is made here, after fork: a socket on a context inherited from the master
+silently receives nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import gevent
+import zmq.green as zmq
+
+from gateway.core import plane
+from gateway.core.log import every, log
+
+#: how long to wait for the master's snapshot answer before asking again
+SNAPSHOT_TIMEOUT = 2.0
+
+
+class Subscriber:
+    def __init__(self, prefix: str, master_pid: int,
+                 on_change: Callable[[plane.LazyObjects, int], None]):
+        self.on_change = on_change
+        self.store = plane.LazyObjects()
+        self.rev = -1
+        self._pub, self._router = plane.endpoints(prefix, master_pid)
+        self._ctx = zmq.Context()
+        self._sub = self._ctx.socket(zmq.SUB)
+        self._sub.setsockopt(zmq.SUBSCRIBE, plane.TOPIC)
+        self._sub.setsockopt(zmq.RCVHWM, 100000)
+        self._sub.connect(self._pub)
+        self._dealer = self._ctx.socket(zmq.DEALER)
+        self._dealer.setsockopt(zmq.LINGER, 0)
+        self._dealer.connect(self._router)
+        self._greenlet: gevent.Greenlet | None = None
+
+    def sync(self, timeout: float | None = None) -> bool:
+        """Fetch and apply the full snapshot; False if the master did not answer in time."""
+        deadline = None if timeout is None else gevent.get_hub().loop.now() + timeout
+        while True:
+            self._dealer.send(plane.SNAPSHOT_REQUEST)
+            if self._dealer.poll(int(SNAPSHOT_TIMEOUT * 1000)):
+                snap = plane.decode_snapshot(self._dealer.recv())
+                self.store.replace_all(snap["objs"])
+                self.rev = snap["rev"]
+                self._changed()
+                return True
+            if every("snapshot-timeout", 10):
+                log.warning("no config snapshot from the master yet, asking again")
+            # the unanswered request may still be answered later: start from a clean socket
+            self._dealer.close(linger=0)
+            self._dealer = self._ctx.socket(zmq.DEALER)
+            self._dealer.setsockopt(zmq.LINGER, 0)
+            self._dealer.connect(self._router)
+            if deadline is not None and gevent.get_hub().loop.now() >= deadline:
+                return False
+
+    def report_ready(self) -> None:
+        self._dealer.send_multipart((plane.WORKER_READY, str(os.getpid()).encode()))
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+        self._ctx.destroy(linger=0)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                _, data = self._sub.recv_multipart()
+                self._handle(plane.decode_message(data))
+            except gevent.GreenletExit:
+                raise
+            except zmq.ZMQError:
+                return
+            except Exception:
+                log.exception("config subscriber failed to apply a message; resyncing")
+                self.sync()
+
+    def _handle(self, msg: dict) -> None:
+        rev = msg["rev"]
+        if msg["t"] == "hb":
+            if rev > self.rev:
+                log.info("config heartbeat at revision %d, this worker has %d: resync",
+                         rev, self.rev)
+                self.sync()
+            return
+        if rev <= self.rev:
+            return                      # already in our snapshot
+        if msg["prev"] != self.rev:
+            log.info("config delta %d follows %d, this worker has %d: resync",
+                     rev, msg["prev"], self.rev)
+            self.sync()
+            return
+        self.store.apply(msg["ops"])
+        self.rev = rev
+        self._changed()
+
+    def _changed(self) -> None:
+        try:
+            self.on_change(self.store, self.rev)
+        except Exception:
+            log.exception("applying config revision %d failed; keeping the previous tables",
+                          self.rev)
