@@ -33,9 +33,9 @@ class GatewayApp(BaseApplication):
         cfg.set("worker_class", WORKER_CLASS)
         cfg.set("workers", config.worker_count(conf))
         cfg.set("timeout", int(config.parse_duration(
-            conf["nginx_config"].get("worker_heartbeat_timeout", "30s"))) or 30)
-        cfg.set("graceful_timeout", config.parse_duration(
-            conf["nginx_config"]["worker_shutdown_timeout"]))
+            conf["nginx_config"]["worker_heartbeat_timeout"])) or 30)
+        cfg.set("graceful_timeout", max(1, round(config.parse_duration(
+            conf["nginx_config"]["worker_shutdown_timeout"]))))
         cfg.set("proc_name", "gateway")
         cfg.set("logger_class", "gateway.master.app.ArbiterLog")
         cfg.set("control_socket_disable", True)

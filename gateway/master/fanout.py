@@ -22,7 +22,7 @@ import zmq
 
 from gateway.core import plane
 from gateway.core.log import log
-from gateway.master.snapshot import Snapshot
+from gateway.master.snapshot import Delta, Snapshot
 
 
 class Fanout:
@@ -48,7 +48,7 @@ class Fanout:
         self._thread.start()
         self._ready.wait(5)
 
-    def publish(self, delta: bytes | None) -> None:
+    def publish(self, delta: Delta | None) -> None:
         """Send a delta to every worker (callable from any thread)."""
         if delta is None or not self._running:
             return
@@ -56,7 +56,7 @@ class Fanout:
         if push is None:
             push = self._local.push = self._ctx.socket(zmq.PUSH)
             push.connect(self._inbox)
-        push.send(delta)
+        push.send_multipart((b"%d" % delta.rev, delta.message))
 
     def stop(self) -> None:
         self._running = False
@@ -82,22 +82,26 @@ class Fanout:
         poller.register(router, zmq.POLLIN)
         poller.register(inbox, zmq.POLLIN)
         self._ready.set()
+        # heartbeats carry the last revision *published*, never one whose delta is still in
+        # the inbox: a worker would take the heartbeat for a lost delta and resync for nothing
+        published = self.snapshot.rev
         next_beat = time.monotonic()
         try:
             while self._running:
                 now = time.monotonic()
                 if now >= next_beat:
-                    pub.send_multipart((plane.TOPIC, plane.encode_heartbeat(self.snapshot.rev)))
+                    pub.send_multipart((plane.TOPIC, plane.encode_heartbeat(published)))
                     next_beat = now + plane.HEARTBEAT_INTERVAL
                 wait_ms = max(1, int((next_beat - now) * 1000))
                 for sock, _ in poller.poll(min(wait_ms, 200)):
                     if sock is inbox:
                         while True:
                             try:
-                                delta = inbox.recv(zmq.NOBLOCK)
+                                rev, delta = inbox.recv_multipart(zmq.NOBLOCK)
                             except zmq.Again:
                                 break
                             pub.send_multipart((plane.TOPIC, delta))
+                            published = max(published, int(rev))
                     else:
                         self._answer(router)
         except Exception:

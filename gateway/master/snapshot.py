@@ -2,7 +2,7 @@
 
 A config source (the standalone YAML file now, the etcd watch later) hands the snapshot either
 a whole new set of objects (`replace`) or individual changes with their revision (`apply`);
-both return the delta to publish, or None when nothing changed. Objects are stored packed
+both return the `Delta` to publish, or None when nothing changed. Objects are stored packed
 (msgpack), the form workers receive, so a delta is computed by comparing bytes and the full
 snapshot message is built at most once per revision.
 """
@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.core import plane
+
+
+class Delta(NamedTuple):
+    rev: int
+    message: bytes      # the encoded delta, as workers receive it
 
 
 class Snapshot:
@@ -26,7 +31,7 @@ class Snapshot:
     def __len__(self) -> int:
         return len(self._objs)
 
-    def replace(self, objects: Mapping[str, Any], rev: int | None = None) -> bytes | None:
+    def replace(self, objects: Mapping[str, Any], rev: int | None = None) -> Delta | None:
         """Make `objects` the whole config; the revision becomes `rev` (default: +1)."""
         packed = {key: plane.pack_object(value) for key, value in objects.items()}
         with self._lock:
@@ -42,7 +47,7 @@ class Snapshot:
                     packed[key] = old[key]
             return self._commit(packed, ops, rev)
 
-    def apply(self, changes: Iterable[tuple[str, Any | None]], rev: int | None = None) -> bytes | None:
+    def apply(self, changes: Iterable[tuple[str, Any | None]], rev: int | None = None) -> Delta | None:
         """Apply ``(key, value)`` puts and ``(key, None)`` deletes at revision `rev`."""
         with self._lock:
             objs = dict(self._objs)
@@ -60,12 +65,12 @@ class Snapshot:
                 return None
             return self._commit(objs, ops, rev)
 
-    def _commit(self, objs: dict[str, bytes], ops: list, rev: int | None) -> bytes:
+    def _commit(self, objs: dict[str, bytes], ops: list, rev: int | None) -> Delta:
         prev = self.rev
         self.rev = rev if rev is not None and rev > prev else prev + 1
         self._objs = objs
         self._encoded = None
-        return plane.encode_delta(self.rev, prev, ops)
+        return Delta(self.rev, plane.encode_delta(self.rev, prev, ops))
 
     def encoded(self) -> bytes:
         """The full snapshot message for the current revision (cached per revision)."""

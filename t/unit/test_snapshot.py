@@ -7,12 +7,12 @@ from gateway.master.snapshot import Snapshot
 def test_replace_emits_puts_and_deletes_and_bumps_the_revision():
     snap = Snapshot()
     first = plane.decode_message(snap.replace({"/apisix/routes/1": {"uri": "/a"},
-                                               "/apisix/routes/2": {"uri": "/b"}}))
+                                               "/apisix/routes/2": {"uri": "/b"}}).message)
     assert (first["rev"], first["prev"]) == (1, 0)
     assert sorted(k for k, _ in first["ops"]) == ["/apisix/routes/1", "/apisix/routes/2"]
 
     second = plane.decode_message(snap.replace({"/apisix/routes/1": {"uri": "/a"},
-                                                "/apisix/routes/3": {"uri": "/c"}}))
+                                                "/apisix/routes/3": {"uri": "/c"}}).message)
     assert (second["rev"], second["prev"]) == (2, 1)
     ops = dict((k, v) for k, v in second["ops"])
     assert ops["/apisix/routes/2"] is None
@@ -29,10 +29,10 @@ def test_replace_with_identical_objects_publishes_nothing():
 
 def test_apply_uses_the_given_revision_and_ignores_no_op_deletes():
     snap = Snapshot()
-    delta = plane.decode_message(snap.apply([("/apisix/routes/1", {"uri": "/a"})], rev=41))
+    delta = plane.decode_message(snap.apply([("/apisix/routes/1", {"uri": "/a"})], rev=41).message)
     assert (delta["rev"], delta["prev"]) == (41, 0)
     assert snap.apply([("/apisix/routes/9", None)], rev=42) is None
-    delta = plane.decode_message(snap.apply([("/apisix/routes/1", None)], rev=43))
+    delta = plane.decode_message(snap.apply([("/apisix/routes/1", None)], rev=43).message)
     assert delta["ops"] == [["/apisix/routes/1", None]]
 
 
