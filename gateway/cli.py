@@ -37,11 +37,16 @@ def pid_path(prefix: str) -> str:
 
 
 def alive(pid: int) -> bool:
+    """kill(pid, 0) semantics (EPERM = alive), except that a zombie has exited."""
     try:
         os.kill(pid, 0)
     except OSError as exc:
         return exc.errno == errno.EPERM
-    return True
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def running_pid(prefix: str) -> int | None:

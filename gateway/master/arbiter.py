@@ -138,16 +138,12 @@ class Master(Arbiter):
         except KeyboardInterrupt:
             self.halt()
         except HaltServer as inst:
-            self.tell_ready(("error: %s\n" % inst.reason).encode())
             self.halt(reason=inst.reason, exit_status=inst.exit_status)
         except SystemExit:
             raise
         except Exception as exc:
             log.exception("unhandled exception in the master loop")
-            self.tell_ready(("error: %s\n" % exc).encode())
-            self.stop(graceful=False)
-            self.cleanup()
-            sys.exit(1)
+            self.halt(reason=str(exc), exit_status=1)
 
     def tell_ready(self, msg: bytes) -> None:
         """Tell the `bin/gateway start` that daemonized us how start-up went (once)."""
@@ -317,6 +313,13 @@ class Master(Arbiter):
         if len(extra) > self.num_workers:
             self.retire([pid for pid, _ in extra[:len(extra) - self.num_workers]])
 
+    def spawn_worker(self) -> int:
+        pid = super().spawn_worker()
+        # the heartbeat file starts with a monotonic stamp, so a worker that hangs before its
+        # first heartbeat is caught too (its mtime would otherwise be the wall-clock creation)
+        self.WORKERS[pid].tmp.notify()
+        return pid
+
     def spawn_workers(self) -> None:
         for _ in range(self.num_workers - len(self.WORKERS)):
             self.spawn_worker()
@@ -377,6 +380,8 @@ class Master(Arbiter):
         else:
             log.info("master exiting")
         self.cleanup()
+        # `bin/gateway start` hears about a failed start only once everything is cleaned up
+        self.tell_ready(("error: %s\n" % (reason or "stopped")).encode())
         sys.exit(exit_status)
 
     def cleanup(self) -> None:

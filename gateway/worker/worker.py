@@ -80,7 +80,10 @@ class GatewayWorker(Worker):
         http = conf["nginx_config"]["http"]
         path = config.resolve_path(self.app.prefix, http["access_log"]) \
             if http.get("enable_access_log") else None
-        self.access_log = AccessLog(path)
+        try:
+            self.access_log = AccessLog(path)
+        except OSError as exc:
+            raise RuntimeError("cannot open the access log %s: %s" % (path, exc.strerror)) from None
         self.server = HttpServer([lnr.sock for lnr in self.sockets], conf, self.access_log)
         self.subscriber = Subscriber(self.app.prefix, self.ppid, self.apply_config)
         if not self.subscriber.sync(BOOT_SYNC_TIMEOUT):

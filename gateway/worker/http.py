@@ -1,0 +1,932 @@
+"""The worker's HTTP/1.x server: accept, parse, route, hand to the upstream side, log.
+
+Why it looks like this (DESIGN.md "Decisions already measured"): a greenlet per connection
+and gevent sockets cost more than 2× in throughput, so the data path is callback code on
+persistent libev watchers of the gevent hub loop:
+
+* one ``loop.io(fd, READ)`` accept watcher per listener, accepting until EAGAIN (bounded);
+* one :class:`Client` per connection (``__slots__``) whose read watcher is started at accept
+  and never stopped in steady state (stopping/starting costs two ``epoll_ctl`` per request);
+  a write watcher only while a send was partial;
+* httptools' ``HttpRequestParser`` is fed from the readiness callback; its protocol object,
+  :class:`Request`, is also the per-request ctx — no per-request allocation unless requests
+  are pipelined (then the in-flight one is detached into a copy);
+* deadlines are fields compared by :meth:`HttpServer.sweep` once a second — no
+  ``gevent.Timeout`` per request.
+
+Every callback is wrapped: an unexpected exception is logged and closes only its connection
+(with a 500 when nothing was sent yet). A malformed request gets 400, an oversized request
+line 414, oversized headers 400 (nginx's "Request Header Or Cookie Too Large"), an oversized
+body 413; each then closes the connection after a short lingering read, as nginx does.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import gevent
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
+
+from gateway.core.log import AccessLog, log
+from gateway.core.router import normalize_path, strip_port
+from gateway.worker.response import CONTINUE_100, CRLF, Clock, Responses, content_length
+from gateway.worker.table import Table, Target, duration, setting, size
+from gateway.worker.upstream import UpstreamPool
+
+RECV_SIZE = 65536
+ACCEPTS_PER_WAKEUP = 64
+#: pipelined requests queued per connection before we stop reading from it
+PIPELINE_LIMIT = 32
+#: how long a connection is drained after an error response before it is closed
+LINGER_SECONDS = 5.0
+
+SP = b" "
+COLSP = b": "
+HEAD = b"HEAD"
+HTTP11_HOST = b" HTTP/1.1\r\nHost: "
+CL0 = b"Content-Length: 0\r\n\r\n"
+XFH = b"X-Forwarded-Host: "
+
+# request header classes, cached on the exact name bytes (no .lower() per header)
+(K_KEEP, K_DROP, K_HOST, K_XFF, K_CL, K_TE, K_EXPECT, K_UA, K_REFERER, K_AUTH, K_XF,
+ K_CONN) = range(12)
+_NAMED = {b"host": K_HOST, b"x-forwarded-for": K_XFF, b"content-length": K_CL,
+          b"transfer-encoding": K_TE, b"expect": K_EXPECT, b"user-agent": K_UA,
+          b"referer": K_REFERER, b"authorization": K_AUTH, b"x-forwarded-proto": K_XF,
+          b"x-forwarded-host": K_XF, b"x-forwarded-port": K_XF, b"connection": K_CONN}
+#: hop-by-hop headers, and the ones the gateway sets itself
+_DROPPED = frozenset((b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
+                      b"proxy-authenticate", b"proxy-authorization", b"x-real-ip"))
+_req_kind: dict[bytes, int] = {}
+
+
+def _classify(name: bytes) -> int:
+    low = name.lower()
+    kind = _NAMED.get(low)
+    if kind is None:
+        kind = K_DROP if low in _DROPPED else K_KEEP
+    if len(_req_kind) < 4096:
+        _req_kind[name] = kind
+    return kind
+
+
+#: raw path → routing path (b"" = invalid). Paths repeat, and checking one for ``%``,
+#: ``//`` and ``/.`` costs more than a dict probe; bounded (cleared when full).
+_paths: dict[bytes, bytes] = {}
+#: Host header → $host (lower-cased, no port), bounded the same way
+_hosts: dict[bytes, bytes] = {}
+_CACHE_MAX = 4096
+
+
+def _route_path(path: bytes) -> bytes:
+    if path[:1] != b"/":
+        return path  # authority-form (CONNECT) or "*": routed as is, nothing matches
+    if b"%" in path or b"/." in path or b"//" in path:
+        path = normalize_path(path) or b""
+    return path
+
+
+def _host(value: bytes) -> bytes:
+    host = _hosts.get(value)
+    if host is None:
+        host = strip_port(value)
+        if len(_hosts) >= _CACHE_MAX:
+            _hosts.clear()
+        _hosts[value] = host
+    return host
+
+
+class Reject(Exception):
+    """Raised from a parser callback to answer ``status`` and close the connection."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class Request:
+    """httptools protocol for one client connection, reused for each of its requests, and
+    the ctx of the request being parsed. Attributes are rebound (never mutated) per
+    request, so a detached copy (pipelining) keeps its own data.
+
+    Fields only some requests carry (the ``RARE`` group) are reset only when one of them
+    was set (``rare``): fewer stores per request on the common path.
+    """
+
+    __slots__ = ("client", "method", "url", "path", "host_hdr", "host", "hdrs", "ua",
+                 "keep", "minor", "t_start", "target", "route", "status", "sent",
+                 "up_addr", "up_status", "up_time", "up_host", "rare",
+                 "xff", "xf", "referer", "auth", "clen", "chunked", "expect", "conn",
+                 "body", "nbody")
+
+    RARE = ("xff", "xf", "referer", "auth", "clen", "expect", "conn", "body")
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.method = b"-"
+        self.url = None
+        self.keep = False
+        self.minor = 1
+        self.host_hdr = None
+        self.target = None
+        self.rare = True
+        self.hdrs = []
+
+    def copy(self) -> Request:
+        """A detached copy (pipelining: the parser moves on to the next request)."""
+        twin = Request.__new__(Request)
+        for name in Request.__slots__:
+            try:
+                setattr(twin, name, getattr(self, name))
+            except AttributeError:
+                pass
+        return twin
+
+    # ---- httptools callbacks
+    def on_message_begin(self) -> None:
+        client = self.client
+        if client.active is self:
+            client.detach()
+        client.pstate = 1
+        server = client.server
+        self.t_start = now = server.now()
+        clock = server.clock
+        if now >= clock.next_tick:
+            clock.tick(now)
+        self.url = None
+        self.host_hdr = None
+        self.hdrs = []
+        self.ua = None
+        self.target = None
+        self.sent = 0
+        self.up_addr = None
+        self.up_status = 0
+        if self.rare:
+            self.rare = False
+            self.xff = self.xf = self.referer = self.auth = None
+            self.clen = self.expect = self.conn = self.body = None
+            self.chunked = False
+            self.nbody = 0
+
+    def on_url(self, url: bytes) -> None:
+        if self.url is not None:
+            url = self.url + url
+        self.url = url
+        if len(url) > self.client.server.max_line:
+            raise Reject(414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        kind = _req_kind.get(name)
+        if kind is None:
+            kind = _classify(name)
+        if kind == K_KEEP:
+            self.hdrs += (name, COLSP, value, CRLF)
+        elif kind == K_HOST:
+            if self.host_hdr is not None:
+                raise Reject(400)  # nginx: "client sent duplicate host header"
+            self.host_hdr = value
+        elif kind == K_UA:
+            self.ua = value
+            self.hdrs += (name, COLSP, value, CRLF)
+        elif kind == K_DROP:
+            return
+        else:
+            self._rare_header(kind, name, value)
+
+    def _rare_header(self, kind: int, name: bytes, value: bytes) -> None:
+        self.rare = True
+        if kind == K_CONN:
+            self.conn = value
+        elif kind == K_XFF:
+            self.xff = value if self.xff is None else self.xff + b", " + value
+        elif kind == K_CL:
+            self.clen = value
+        elif kind == K_TE:
+            self.chunked = True  # llhttp validated it; the body is re-framed
+        elif kind == K_REFERER:
+            self.referer = value
+            self.hdrs += (name, COLSP, value, CRLF)
+        elif kind == K_AUTH:
+            self.auth = value
+            self.hdrs += (name, COLSP, value, CRLF)
+        elif kind == K_EXPECT:
+            self.expect = value
+        elif kind == K_XF:
+            # APISIX forwards the client's X-Forwarded-Proto/Host/Port when present
+            if self.xf is None:
+                self.xf = {}
+            self.xf[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        client = self.client
+        server = client.server
+        parser = client.parser
+        client.pstate = 2
+        if client.head_bytes > server.max_head and self._head_size() > server.max_head:
+            raise Reject(400)  # nginx: "Request Header Or Cookie Too Large"
+        self.method = method = parser.get_method()
+        self.keep = keep = parser.should_keep_alive() and not client.no_keep
+        if keep and self.conn is None:
+            self.minor = 1  # an HTTP/1.0 request is kept alive only when it asks to be
+        else:
+            self.minor = 0 if parser.get_http_version() == "1.0" else 1
+        url = self.url or b"/"
+        q = url.find(b"?")
+        path = url if q < 0 else url[:q]
+        routed = _paths.get(path)
+        if routed is None:
+            if path[:1] != b"/" and b"://" in path:
+                routed = self._absolute_form(path)
+            else:
+                routed = _route_path(path)
+                if len(_paths) >= _CACHE_MAX:
+                    _paths.clear()
+                _paths[path] = routed
+        if not routed:
+            raise Reject(400)
+        self.path = routed
+        host_hdr = self.host_hdr
+        if host_hdr is None:
+            host = b""
+        else:
+            host = _hosts.get(host_hdr)
+            if host is None:
+                host = _host(host_hdr)
+        self.host = host
+        route = server.table.router.match_host(method, host, routed)
+        if route is not None:
+            self.route = route
+            self.target = route.data
+        if self.rare:
+            self._check_body(client, server)
+
+    def _check_body(self, client: Client, server: HttpServer) -> None:
+        """Content-Length over the limit → 413 now; ``Expect: 100-continue`` → 100."""
+        if self.clen is not None:
+            limit = server.max_body
+            if limit and int(self.clen) > limit:
+                raise Reject(413)
+        if self.expect is not None and self.minor == 1 and (self.chunked or self.clen not in
+                                                             (None, b"0")):
+            if self.expect.lower() == b"100-continue" and client.active is None \
+                    and client.wbuf is None:
+                client.write(CONTINUE_100)
+
+    def _head_size(self) -> int:
+        """Size of the request head as parsed (rare path: only for large reads)."""
+        total = len(self.url or b"") + len(b"".join(self.hdrs)) + 16
+        for value in (self.host_hdr, self.xff, self.clen, self.expect):
+            if value is not None:
+                total += len(value) + 20
+        if self.xf:
+            total += sum(len(v) + 20 for v in self.xf.values())
+        return total
+
+    def _absolute_form(self, target: bytes) -> bytes:
+        """``GET http://host/path`` (absolute-form): the host comes from the URL, and the
+        upstream gets the origin-form."""
+        rest = target[target.find(b"://") + 3:]
+        slash = rest.find(b"/")
+        self.host_hdr = rest if slash < 0 else rest[:slash]
+        path = b"/" if slash < 0 else rest[slash:]
+        url = self.url or b""
+        self.url = path + url[len(target):]
+        return _route_path(path)
+
+    def on_body(self, data: bytes) -> None:
+        self.rare = True
+        if self.body is None:
+            self.body = [data]
+        else:
+            self.body.append(data)
+        self.nbody += len(data)
+        limit = self.client.server.max_body
+        if limit and self.nbody > limit:
+            raise Reject(413)
+
+    def on_message_complete(self) -> None:
+        client = self.client
+        client.pstate = 0
+        if client.active is None and not client.queue and not client.closing:
+            client.start(self)  # the common case, without the queueing checks' call
+        else:
+            client.on_request(self)
+
+    # ---- upstream side
+    def upstream_request(self, target: Target, node: Any) -> bytes:
+        """The request for the upstream, in one join: request line, Host, the client's
+        end-to-end headers, X-Real-IP/X-Forwarded-*, body re-framed with Content-Length."""
+        client = self.client
+        up = target.upstream
+        if up.pass_host == "pass":
+            host = self.host_hdr or node.host_header
+        elif up.pass_host == "node":
+            host = node.host_header
+        else:
+            host = up.host_header
+        self.up_host = host
+        parts = [self.method, SP, self.url or b"/", HTTP11_HOST, host, CRLF]
+        parts += self.hdrs
+        if self.xff is None:
+            parts.append(client.fwd)
+        else:
+            parts += (client.xri, b"X-Forwarded-For: ", self.xff, b", ", client.remote, CRLF)
+        if self.xf is None:
+            if self.host:
+                parts += (XFH, self.host, CRLF)
+            parts.append(client.fwd_tail)
+        else:
+            self._forwarded(parts)
+        body = self.body
+        if body is not None:
+            data = body[0] if len(body) == 1 else b"".join(body)
+            parts += (content_length(len(data)), CRLF, data)
+        elif self.clen is not None or self.chunked:
+            parts.append(CL0)
+        else:
+            parts.append(CRLF)
+        return b"".join(parts)
+
+    def _forwarded(self, parts: list[bytes]) -> None:
+        xf = self.xf
+        client = self.client
+        parts += (b"X-Forwarded-Proto: ", xf.get(b"x-forwarded-proto", b"http"), CRLF)
+        host = xf.get(b"x-forwarded-host", self.host)
+        if host:
+            parts += (XFH, host, CRLF)
+        parts += (b"X-Forwarded-Port: ", xf.get(b"x-forwarded-port", client.port), CRLF)
+
+
+class Client:
+    """One client connection, driven by its watchers' callbacks (no greenlet)."""
+
+    __slots__ = ("server", "sock", "rw", "ww", "remote", "port", "xri", "fwd", "fwd_tail",
+                 "parser", "req", "pstate", "head_bytes", "active", "queue", "wbuf",
+                 "t_write", "t_read", "t_mark", "closing", "closed", "lingering", "up",
+                 "paused_up", "nreq", "no_keep", "read_paused", "pending_error")
+
+    def __init__(self, server: HttpServer, sock: socket.socket, remote: bytes,
+                 listener: _Listener):
+        self.server = server
+        self.sock = sock
+        self.remote = remote
+        self.port = listener.port
+        self.xri = b"X-Real-IP: " + remote + CRLF
+        self.fwd = self.xri + b"X-Forwarded-For: " + remote + CRLF
+        self.fwd_tail = listener.fwd_tail
+        self.req = Request(self)
+        self.parser = HttpRequestParser(self.req)
+        self.pstate = 0          # 0 between requests, 1 in the head, 2 in the body
+        self.head_bytes = 0
+        self.active: Request | None = None
+        self.queue: deque[Request] | None = None
+        self.wbuf: deque | None = None
+        self.t_mark = self.t_read = self.t_write = server.now()
+        self.closing = False
+        self.closed = False
+        self.lingering = False
+        self.up = None
+        self.paused_up = None
+        self.nreq = 0
+        self.no_keep = server.draining
+        self.read_paused = False
+        self.pending_error = 0
+        fd = sock.fileno()
+        loop = server.loop
+        self.rw = loop.io(fd, 1)
+        self.ww = loop.io(fd, 2)
+        self.rw.start(self.on_readable)
+
+    # ------------------------------------------------------------------ reading
+    def on_readable(self) -> None:
+        try:
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.abort()
+                return
+            if not data:
+                self.abort()
+                return
+            # bytes read since the read in which the current head began: an upper bound
+            # of the head size (it may include body or earlier pipelined bytes), checked
+            # precisely at headers-complete only when it exceeds the limit
+            if self.pstate == 1:
+                self.head_bytes += len(data)
+            else:
+                self.head_bytes = len(data)
+            try:
+                self.parser.feed_data(data)
+            except (HttpParserError, HttpParserUpgrade) as e:
+                self.parse_failed(e, data)
+            pstate = self.pstate
+            if pstate == 2:
+                self.t_read = self.server.now()
+            elif pstate == 1 and self.head_bytes > self.server.max_head + RECV_SIZE:
+                self.reject(400)  # an unfinished head this large is over the limit anyway
+        except Exception:  # noqa: BLE001 - one connection's bug must not kill the worker
+            self.crashed()
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except (HttpParserError, HttpParserUpgrade) as e:
+            self.parse_failed(e, data)
+
+    def parse_failed(self, e: Exception, data: bytes) -> None:
+        """The parser stopped: an Upgrade request, our Reject, bad bytes, or a bug."""
+        if isinstance(e, HttpParserUpgrade):
+            # Upgrade (WebSocket) is not proxied yet: the request went out as plain HTTP
+            # without the hop-by-hop Upgrade header; go on parsing what follows it
+            offset = e.args[0] if e.args else len(data)
+            if offset < len(data) and not self.closed:
+                self.feed(data[offset:])
+            return
+        cause = e.__context__
+        if isinstance(cause, Reject):
+            self.reject(cause.status)
+        elif cause is not None and not isinstance(cause, HttpParserError):
+            raise cause from None
+        else:
+            self.reject(400)
+
+    def on_request(self, req: Request) -> None:
+        """A complete request: start it now, or queue it behind the one in flight."""
+        if self.closing:
+            return
+        if self.active is not None or self.queue:
+            if self.queue is None:
+                self.queue = deque()
+            self.queue.append(req.copy())
+            if len(self.queue) >= PIPELINE_LIMIT and not self.read_paused:
+                self.read_paused = True
+                self.rw.stop()
+            return
+        self.start(req)
+
+    def detach(self) -> None:
+        """The in-flight request must not see the next one's fields: move it to a copy."""
+        twin = self.active.copy()
+        self.active = twin
+        if self.up is not None:
+            self.up.req = twin
+
+    def start(self, req: Request) -> None:
+        self.active = req
+        self.nreq += 1
+        target = req.target
+        if target is None:
+            self.respond(req, 404)
+            return
+        if target.error:
+            self.respond(req, target.error)
+            return
+        node = target.upstream.balancer.pick(req)
+        if node is None:
+            self.respond(req, 502)
+            return
+        self.server.pool.forward(self, req, target, node, req.upstream_request(target, node))
+
+    # ------------------------------------------------------------------ answering
+    def respond(self, req: Request, status: int, body: bytes | None = None,
+                content_type: bytes | None = None, extra: bytes = b"") -> None:
+        """A response the gateway makes itself, for the active request."""
+        keep = req.keep and not self.no_keep
+        responses = self.server.responses
+        head, rest, page = responses.parts(status, keep, body, content_type, extra)
+        if req.method == HEAD:
+            self.write(head + responses.clock.date_line + rest)
+        else:
+            req.sent = len(page)
+            self.write(b"".join((head, responses.clock.date_line, rest, page)))
+        if not self.closed:
+            self.finish(req, status, keep)
+
+    def finish(self, req: Request, status: int, keep: bool, now: float | None = None) -> None:
+        """The response for ``req`` is written (or queued): log it, then next request."""
+        server = self.server
+        if now is None:
+            now = server.now()
+        if server.access_log is not None:
+            server.access_log.write(access_line(self, req, status, now))
+        self.active = None
+        self.t_mark = now
+        if self.closed:
+            return
+        if not keep or self.no_keep or self.pending_error:
+            if self.pending_error:
+                self.reject(self.pending_error)
+            else:
+                self.close_after_flush()
+            return
+        queue = self.queue
+        if queue:
+            nxt = queue.popleft()
+            if self.read_paused and len(queue) < PIPELINE_LIMIT // 2:
+                self.read_paused = False
+                self.rw.start(self.on_readable)
+            self.start(nxt)
+
+    def reject(self, status: int) -> None:
+        """Bad request bytes: answer ``status`` after what is in flight, then close."""
+        if self.closing or self.closed:
+            return
+        if self.active is not None:
+            self.pending_error = status
+            self.queue = None
+            if not self.read_paused:
+                self.read_paused = True
+                self.rw.stop()
+            return
+        req = self.req
+        req.keep = False
+        self.queue = None
+        self.no_keep = True
+        responses = self.server.responses
+        head, rest, page = responses.parts(status, False)
+        req.sent = len(page)
+        self.write(b"".join((head, responses.clock.date_line, rest, page)))
+        if self.server.access_log is not None and req.url is not None:
+            self.server.access_log.write(access_line(self, req, status, self.server.now()))
+        self.close_after_flush(linger=True)
+
+    def crashed(self) -> None:
+        """An unexpected exception in one of our callbacks: log, 500 if we can, close."""
+        log.exception("unexpected error on client connection %s", self.remote.decode())
+        try:
+            up = self.up
+            if self.active is not None and (up is None or not up.sent_head):
+                if up is not None:
+                    up.close()
+                self.pending_error = 0
+                self.queue = None
+                self.no_keep = True
+                self.active.keep = False
+                self.write(self.server.responses.make(500, False))
+                self.close_after_flush()
+            else:
+                self.abort()
+        except Exception:  # noqa: BLE001
+            log.exception("error while closing a failed connection")
+            self.abort()
+
+    # ------------------------------------------------------------------ writing
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.wbuf is not None:
+            self.wbuf.append(data)
+            return
+        try:
+            n = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError:
+            self.abort()
+            return
+        if n < len(data):
+            self.wbuf = deque((memoryview(data)[n:],))
+            self.t_write = self.server.now()
+            self.ww.start(self.on_writable)
+            up = self.up
+            if up is not None and self.paused_up is None and not up.complete:
+                self.paused_up = up      # back-pressure: stop reading the upstream
+                up.pause()
+
+    def on_writable(self) -> None:
+        try:
+            wbuf = self.wbuf
+            while wbuf:
+                chunk = wbuf[0]
+                try:
+                    n = self.sock.send(chunk)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    self.abort()
+                    return
+                self.t_write = self.server.now()
+                if n < len(chunk):
+                    wbuf[0] = memoryview(chunk)[n:]
+                    return
+                wbuf.popleft()
+            self.wbuf = None
+            self.ww.stop()
+            up = self.paused_up
+            if up is not None:
+                self.paused_up = None
+                up.resume()
+            if self.closing:
+                self._closing_flushed()
+        except Exception:  # noqa: BLE001
+            self.crashed()
+
+    # ------------------------------------------------------------------ closing
+    def close_after_flush(self, linger: bool = False) -> None:
+        self.closing = True
+        self.lingering = linger
+        if self.wbuf is None:
+            self._closing_flushed()
+
+    def _closing_flushed(self) -> None:
+        if not self.lingering:
+            self.close()
+            return
+        # lingering close: the client may still be sending a body we refused; reading it
+        # for a moment keeps the kernel from resetting the connection under our response
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return
+        self.t_mark = self.server.now()
+        self.rw.stop()
+        self.read_paused = False
+        self.rw.start(self._on_linger)
+
+    def _on_linger(self) -> None:
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+
+    def abort(self) -> None:
+        """The client is gone (EOF, reset, timeout): drop what is in flight."""
+        if self.closed:
+            return
+        active = self.active
+        if active is not None and self.up is not None:
+            active.up_time = self.server.now() - self.up.t_begin
+        self.close()
+        if active is not None and self.server.access_log is not None:
+            self.server.access_log.write(access_line(self, active, 499, self.server.now()))
+        self.active = None
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.closing = True
+        self.rw.stop()
+        self.ww.stop()
+        self.wbuf = None
+        self.queue = None
+        up = self.up
+        if up is not None:  # the response is not complete: that upstream connection is spent
+            up.client = None
+            self.up = None
+            up.close()
+        self.paused_up = None
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.server.forget(self)
+
+    def drain(self) -> None:
+        """Graceful stop: close now if idle between requests, else after this response."""
+        self.no_keep = True
+        if self.active is None and self.pstate == 0 and self.wbuf is None:
+            self.close()
+        elif self.active is not None:
+            self.active.keep = False
+            up = self.up
+            if up is not None and not up.sent_head:
+                up.client_keep = False
+
+    def check(self, now: float) -> None:
+        """Deadlines, called once a second by the sweep."""
+        server = self.server
+        if self.wbuf is not None:
+            if now - self.t_write > server.send_timeout:
+                self.abort()  # nginx: client timed out while sending; just close
+            return
+        if self.lingering:
+            if now - self.t_mark > LINGER_SECONDS:
+                self.close()
+            return
+        if self.active is not None:
+            if self.up is not None:
+                self.up.check(now)
+            return
+        if self.pstate == 2:
+            if now - self.t_read > server.body_timeout:
+                self.reject(408)
+        elif self.pstate == 1:
+            if now - self.req.t_start > server.header_timeout:
+                self.abort()  # nginx closes without a response
+        elif now - self.t_mark > (server.keepalive_timeout if self.nreq
+                                  else server.header_timeout):
+            self.close()
+
+
+# ---------------------------------------------------------------------- access log
+_PRINTABLE = bytes(range(0x20, 0x7f)).replace(b'"', b"").replace(b"\\", b"")
+
+
+def _esc(value: bytes | None) -> bytes:
+    """nginx's default access-log escaping: ``"``, ``\\`` and non-printables as \\xHH."""
+    if not value:
+        return b"-"
+    if not value.translate(None, _PRINTABLE):
+        return value
+    return b"".join(bytes((c,)) if 0x20 <= c < 0x7f and c not in (0x22, 0x5c)
+                    else b"\\x%02X" % c for c in value)
+
+
+def _remote_user(auth: bytes | None) -> bytes:
+    if not auth or auth[:6].lower() != b"basic ":
+        return b"-"
+    try:
+        user = base64.b64decode(auth[6:].strip(), validate=True).partition(b":")[0]
+    except ValueError:
+        return b"-"
+    return _esc(user)
+
+
+def access_line(client: Client, req: Request, status: int, now: float) -> bytes:
+    """APISIX's default access-log format (the ``main`` format of its nginx.conf)."""
+    if req.up_addr is not None:
+        upstream = b'%s %s %.3f "http://%s%s"' % (
+            req.up_addr, b"%d" % req.up_status if req.up_status else b"-",
+            req.up_time, _esc(req.up_host), _esc(req.url))
+    else:
+        upstream = b'- - - "http://%s"' % (req.host_hdr and _esc(req.host_hdr) or b"")
+    return b'%s - %s [%s] %s "%s %s HTTP/1.%d" %d %d %.3f "%s" "%s" %s\n' % (
+        client.remote, _remote_user(req.auth), client.server.clock.time_local,
+        _esc(req.host_hdr), req.method, _esc(req.url), req.minor, status, req.sent,
+        now - req.t_start, _esc(req.referer), _esc(req.ua), upstream)
+
+
+# ---------------------------------------------------------------------- server
+class _Listener:
+    __slots__ = ("sock", "port", "fwd_tail", "watcher")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        name = sock.getsockname()
+        self.port = b"%d" % name[1] if isinstance(name, tuple) else b"80"
+        self.fwd_tail = b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: " + self.port + CRLF
+        self.watcher = None
+
+
+class HttpServer:
+    """Serves HTTP on inherited listening sockets from the current gevent hub's loop.
+
+    The worker creates it, assigns :attr:`table` whenever a new config snapshot is compiled
+    (a request keeps the table it was routed with), calls :meth:`start`, calls
+    :meth:`sweep` from a 1 s loop timer, and :meth:`stop_accepting` + :meth:`close_idle`
+    on a graceful stop (then :meth:`close_all` when the grace period ends).
+    """
+
+    def __init__(self, listeners: Iterable[Any], conf: dict[str, Any],
+                 access_log: AccessLog | None):
+        self.conf = conf
+        self.access_log = access_log
+        self.table: Table = Table.empty()
+        hub = gevent.get_hub()
+        self.loop = hub.loop
+        self.now = self.loop.now
+        self.clock = Clock()
+        self.responses = Responses(conf, self.clock)
+        http = ("nginx_config", "http")
+        self.keepalive_timeout = duration(setting(conf, *http, "keepalive_timeout"), 60.0)
+        self.header_timeout = duration(setting(conf, *http, "client_header_timeout"), 60.0)
+        self.body_timeout = duration(setting(conf, *http, "client_body_timeout"), 60.0)
+        self.send_timeout = duration(setting(conf, *http, "send_timeout"), 10.0)
+        self.max_body = size(setting(conf, *http, "client_max_body_size"), 0)
+        self.max_line, self.max_head = _header_limits(
+            setting(conf, *http, "large_client_header_buffers"))
+        self.max_connections = int(setting(conf, "nginx_config", "event", "worker_connections",
+                                           default=10620))
+        self.pool = UpstreamPool(self.loop, self.responses, bool(
+            setting(conf, "apisix", "show_upstream_status_in_response_header",
+                    default=False)))
+        self.clients: set[Client] = set()
+        self.listeners = [_Listener(_raw_listener(s)) for s in listeners]
+        self.accepting = False   # accept watchers running
+        self.stopped = False     # stop_accepting() was called: never resume
+        self.draining = False
+
+    # ---- lifecycle
+    def start(self) -> None:
+        for lst in self.listeners:
+            lst.watcher = self.loop.io(lst.sock.fileno(), 1)
+        self._resume_accept()
+
+    def stop_accepting(self) -> None:
+        self.stopped = True
+        self._pause_accept()
+
+    @property
+    def connections(self) -> int:
+        return len(self.clients)
+
+    def close_idle(self) -> None:
+        """Graceful drain: idle keep-alive connections close now, busy ones after their
+        current response (which carries ``Connection: close`` when not yet started)."""
+        self.draining = True
+        for client in list(self.clients):
+            client.drain()
+        self.pool.close_idle()
+
+    def close_all(self) -> None:
+        for client in list(self.clients):
+            client.abort()
+        self.pool.close_all()
+        if self.access_log is not None:
+            self.access_log.flush()
+
+    def sweep(self, now: float | None = None) -> None:
+        """Per-connection deadlines; call about once a second."""
+        if now is None:
+            now = self.now()
+        self.clock.tick(now)
+        for client in list(self.clients):
+            if not client.closed:
+                try:
+                    client.check(now)
+                except Exception:  # noqa: BLE001
+                    client.crashed()
+        self.pool.sweep(now)
+
+    # ---- accepting
+    def _resume_accept(self) -> None:
+        if self.accepting or self.stopped:
+            return
+        self.accepting = True
+        for lst in self.listeners:
+            lst.watcher.start(self._on_accept, lst)
+
+    def _pause_accept(self) -> None:
+        if not self.accepting:
+            return
+        self.accepting = False
+        for lst in self.listeners:
+            if lst.watcher is not None:
+                lst.watcher.stop()
+
+    def _on_accept(self, lst: _Listener) -> None:
+        sock = lst.sock
+        clients = self.clients
+        for _ in range(ACCEPTS_PER_WAKEUP):
+            if len(clients) >= self.max_connections:
+                log.warning("%d worker_connections are not enough", self.max_connections)
+                self._pause_accept()
+                return
+            try:
+                conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE, ECONNABORTED...: try again on the next wakeup
+                log.error("accept() failed: %s", e)
+                return
+            try:
+                conn.setblocking(False)
+                if conn.family != socket.AF_UNIX:
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                remote = addr[0].encode() if isinstance(addr, tuple) else b"unix:"
+                clients.add(Client(self, conn, remote, lst))
+            except Exception:  # noqa: BLE001
+                log.exception("failed to set up an accepted connection")
+                conn.close()
+
+    def forget(self, client: Client) -> None:
+        self.clients.discard(client)
+        if not self.accepting and not self.stopped \
+                and len(self.clients) < self.max_connections:
+            self._resume_accept()
+
+
+def _raw_listener(listener: Any) -> socket.socket:
+    """A plain non-blocking stdlib socket on a dup of the listener's fd, whatever wrapper
+    the worker holds (gunicorn's TCPSocket, a gevent socket): accept must not go through
+    gevent's cooperative socket layer, and closing ours must not close the worker's."""
+    sock = socket.socket(fileno=os.dup(listener.fileno()))
+    sock.setblocking(False)
+    return sock
+
+
+def _header_limits(value: Any) -> tuple[int, int]:
+    """nginx ``large_client_header_buffers N SIZE`` → (request line limit, head limit);
+    4 × 8k when unset or unreadable, as nginx."""
+    number, each = 4, 8192
+    if value is not None:
+        parts = str(value).split()
+        if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) > 0:
+            try:
+                number, each = int(parts[0]), size(parts[1], 8192)
+            except Exception:  # noqa: BLE001 - the loader validates it; keep nginx's default
+                log.error("invalid large_client_header_buffers %r, using 4 8k", value)
+    return each, number * each

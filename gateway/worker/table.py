@@ -1,0 +1,507 @@
+"""The worker's compiled view of the config snapshot: router + resolved routes and upstreams.
+
+A :class:`Table` is built off the hot path from the snapshot (etcd-style keys → APISIX
+objects) and swapped in by the worker with one reference assignment; a request keeps the
+table it started with. Everything that depends only on config is computed here, once, so the
+data path does no per-request work for it: route → service merge, upstream resolution, node
+address tuples, the ``Host`` header of ``pass_host: node|rewrite``, timeouts, pool limits.
+
+Broken objects never break the build: each is skipped with an error-log line naming its key.
+Runtime failures that APISIX answers with a status (dangling ``upstream_id`` → 502, missing
+service → 404, no upstream at all or no node → 503) are kept as a route whose target carries
+that status, so the route still matches and answers as APISIX does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.core.log import log
+from gateway.core.router import Route, Router
+
+__all__ = ["Table", "Target", "Upstream", "Node", "Timeouts", "FirstNodeBalancer",
+           "setting", "duration", "size"]
+
+ROUTES = "/apisix/routes/"
+UPSTREAMS = "/apisix/upstreams/"
+SERVICES = "/apisix/services/"
+PLUGIN_CONFIGS = "/apisix/plugin_configs/"
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
+#: APISIX's proxy timeouts default to nginx's 60 s each
+DEFAULT_TIMEOUT = 60.0
+
+
+# --------------------------------------------------------------------------- settings
+def setting(conf: Mapping[str, Any] | None, *path: str, default: Any = None) -> Any:
+    """``conf[path[0]][path[1]]...`` or ``default`` when any level is missing or null."""
+    cur: Any = conf
+    for key in path:
+        if not isinstance(cur, Mapping):
+            return default
+        cur = cur.get(key)
+        if cur is None:
+            return default
+    return cur
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
+          "M": 2592000.0, "y": 31536000.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|M|y)?")
+
+
+def duration(value: Any, default: float) -> float:
+    """nginx-style duration (``60s``, ``500ms``, ``1m30s``, ``60``) in seconds.
+
+    Uses gateway.config's parser when that module provides one, so both agree.
+    """
+    if value is None:
+        return default
+    try:
+        from gateway.config import parse_duration
+    except ImportError:
+        parse_duration = None
+    if parse_duration is not None:
+        return float(parse_duration(value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip().replace(" ", "")
+    total, pos = 0.0, 0
+    while pos < len(text):
+        m = _DURATION.match(text, pos)
+        if m is None or m.end() == pos:
+            raise ValueError("invalid duration %r" % (value,))
+        total += float(m.group(1)) * _UNITS[m.group(2) or "s"]
+        pos = m.end()
+    return total
+
+
+def size(value: Any, default: int) -> int:
+    """nginx-style size (``1m``, ``512k``, ``8192``, ``0``) in bytes."""
+    if value is None:
+        return default
+    try:
+        from gateway.config import parse_size
+    except ImportError:
+        parse_size = None
+    if parse_size is not None:
+        return int(parse_size(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    mult = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}.get(text[-1:], 1)
+    return int(float(text[:-1] if mult != 1 else text) * mult)
+
+
+# --------------------------------------------------------------------------- objects
+class Timeouts:
+    """Upstream connect/send/read timeouts in seconds (route ``timeout`` beats upstream's)."""
+
+    __slots__ = ("connect", "send", "read")
+
+    def __init__(self, connect: float = DEFAULT_TIMEOUT, send: float = DEFAULT_TIMEOUT,
+                 read: float = DEFAULT_TIMEOUT):
+        self.connect = connect
+        self.send = send
+        self.read = read
+
+    @classmethod
+    def from_conf(cls, conf: Any, base: Timeouts | None = None) -> Timeouts:
+        base = base or _DEFAULT_TIMEOUTS
+        if not isinstance(conf, Mapping):
+            return base
+        return cls(_positive(conf.get("connect"), base.connect),
+                   _positive(conf.get("send"), base.send),
+                   _positive(conf.get("read"), base.read))
+
+
+def _positive(value: Any, default: float) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return default
+
+
+_DEFAULT_TIMEOUTS = Timeouts()
+
+
+class Node:
+    """One upstream server; ``addr``/``family`` are ready for ``connect_ex``."""
+
+    __slots__ = ("host", "port", "weight", "priority", "addr", "family", "name",
+                 "host_header")
+
+    def __init__(self, host: str, port: int, weight: int, priority: int,
+                 addr: tuple, family: int, scheme: str):
+        self.host = host
+        self.port = port
+        self.weight = weight
+        self.priority = priority
+        self.addr = addr
+        self.family = family
+        shown = "[%s]" % host if ":" in host and not host.startswith("[") else host
+        #: ``host:port`` as logged ($upstream_addr)
+        self.name = ("%s:%d" % (shown, port)).encode()
+        #: the Host value for ``pass_host: node`` (port omitted when it is the default)
+        self.host_header = (shown if DEFAULT_PORTS.get(scheme) == port
+                            else "%s:%d" % (shown, port)).encode()
+
+    def __repr__(self) -> str:
+        return "Node(%s, weight=%d)" % (self.name.decode(), self.weight)
+
+
+class FirstNodeBalancer:
+    """Minimal balancer: the first node (highest priority, then config order) with a
+    weight above zero. Roundrobin/chash/ewma/least_conn slot in behind the same
+    ``pick()``; the request ctx is passed for the hashing ones."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, nodes: list[Node]):
+        self.node = nodes[0] if nodes else None
+
+    def pick(self, ctx: Any = None) -> Node | None:
+        return self.node
+
+
+class Upstream:
+    """A resolved upstream object (from ``/apisix/upstreams/<id>`` or inline)."""
+
+    __slots__ = ("id", "key", "nodes", "balancer", "scheme", "pass_host", "host_header",
+                 "timeout", "pool_size", "pool_idle", "pool_requests", "retries",
+                 "error", "conf")
+
+    def __init__(self, key: str, conf: Mapping[str, Any], pool_defaults: tuple[int, float, int],
+                 resolver: _Resolver):
+        self.key = key
+        self.conf = conf
+        self.id = str(conf.get("id", "")) if conf.get("id") is not None else ""
+        self.scheme = str(conf.get("scheme") or "http")
+        self.pass_host = str(conf.get("pass_host") or "pass")
+        self.host_header: bytes | None = None
+        if self.pass_host == "rewrite":
+            host = conf.get("upstream_host")
+            if not isinstance(host, str) or not host:
+                raise ValueError("`upstream_host` can't be empty when `pass_host` is `rewrite`")
+            self.host_header = host.encode()
+        elif self.pass_host not in ("pass", "node"):
+            raise ValueError("invalid pass_host %r" % self.pass_host)
+        self.timeout = Timeouts.from_conf(conf.get("timeout"))
+        size_, idle, requests = pool_defaults
+        pool = conf.get("keepalive_pool")
+        if isinstance(pool, Mapping):
+            size_ = int(pool.get("size", size_))
+            idle = float(pool.get("idle_timeout", idle))
+            requests = int(pool.get("requests", requests))
+        self.pool_size, self.pool_idle, self.pool_requests = size_, idle, requests
+        self.retries = conf.get("retries")
+        #: 0, or the status every request to this upstream gets (APISIX's runtime codes)
+        self.error = 0
+        self.nodes: list[Node] = []
+        if self.scheme != "http":
+            log.error("upstream %s: scheme %r is not supported yet", key, self.scheme)
+            self.error = 502
+        elif conf.get("nodes") is None:
+            # service discovery (service_name + discovery_type) is not wired yet
+            log.error("upstream %s: no nodes (service discovery is not supported yet)", key)
+            self.error = 503
+        else:
+            self.nodes = _parse_nodes(conf["nodes"], self.scheme, resolver, key)
+            if not self.nodes:
+                # APISIX: no node at all → 503; nodes that all weigh 0 → 502 (no pick)
+                self.error = 503 if not conf["nodes"] else 502
+        self.balancer = FirstNodeBalancer(self.nodes)
+
+
+class Target:
+    """What a matched route leads to; lives in :attr:`Route.data`."""
+
+    __slots__ = ("route_id", "service_id", "upstream", "error", "timeout")
+
+    def __init__(self, route_id: str, service_id: str | None, upstream: Upstream | None,
+                 error: int, timeout: Timeouts):
+        self.route_id = route_id
+        self.service_id = service_id
+        self.upstream = upstream
+        #: 0, or the status the route answers with instead of proxying
+        self.error = error
+        self.timeout = timeout
+
+
+class _Resolver:
+    """Node host → socket address, cached for one build.
+
+    IP literals need no lookup. Names are resolved here, at build time, with the system
+    resolver (blocking, but off the hot path); APISIX re-resolves domain nodes at runtime,
+    which arrives with DNS/discovery support.
+    """
+
+    __slots__ = ("cache",)
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[str, int], tuple[tuple, int] | None] = {}
+
+    def resolve(self, host: str, port: int) -> tuple[tuple, int] | None:
+        key = (host, port)
+        if key in self.cache:
+            return self.cache[key]
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        result: tuple[tuple, int] | None
+        try:
+            ip = ipaddress.ip_address(bare)
+            if ip.version == 6:
+                result = ((bare, port, 0, 0), socket.AF_INET6)
+            else:
+                result = ((bare, port), socket.AF_INET)
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(bare, port, 0, socket.SOCK_STREAM)
+            except OSError as e:
+                log.error("failed to resolve upstream node %s: %s", bare, e)
+                infos = []
+            infos.sort(key=lambda i: i[0] != socket.AF_INET)  # prefer IPv4, like nginx order
+            result = (infos[0][4], infos[0][0]) if infos else None
+        self.cache[key] = result
+        return result
+
+
+def _split_host_port(text: str, scheme: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port``, ``host`` (scheme's default port)."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError("bad node address %r" % text)
+        host, rest = text[1:end], text[end + 1:]
+        if rest and not rest.startswith(":"):
+            raise ValueError("bad node address %r" % text)
+        port = int(rest[1:]) if rest else DEFAULT_PORTS.get(scheme, 80)
+    elif text.count(":") == 1:
+        host, _, p = text.partition(":")
+        port = int(p)
+    elif ":" in text:
+        raise ValueError("IPv6 address must be enclosed with '[' and ']'")
+    else:
+        host, port = text, DEFAULT_PORTS.get(scheme, 80)
+    if not host or not 1 <= port <= 65535:
+        raise ValueError("invalid port %d" % port if host else "empty host")
+    return host, port
+
+
+def _parse_nodes(nodes: Any, scheme: str, resolver: _Resolver, key: str) -> list[Node]:
+    """Both node forms → Node objects with weight > 0, highest priority first."""
+    items: list[tuple[str, int, Any, Any]] = []
+    if isinstance(nodes, Mapping):
+        for addr, weight in nodes.items():
+            host, port = _split_host_port(str(addr), scheme)
+            items.append((host, port, weight, 0))
+    elif isinstance(nodes, list):
+        for n in nodes:
+            if not isinstance(n, Mapping) or "host" not in n:
+                raise ValueError("node needs host and weight")
+            host = str(n["host"])
+            if host.startswith("[") and host.endswith("]"):
+                host = host[1:-1]
+            elif ":" in host:
+                raise ValueError("IPv6 address must be enclosed with '[' and ']'")
+            port = n.get("port") or DEFAULT_PORTS.get(scheme, 80)
+            items.append((host, int(port), n.get("weight", 1), n.get("priority", 0) or 0))
+    else:
+        raise ValueError("nodes must be a map or a list")
+    out = []
+    for host, port, weight, priority in items:
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
+            raise ValueError("invalid weight for node %s:%s" % (host, port))
+        if weight == 0:
+            continue
+        resolved = resolver.resolve(host, port)
+        if resolved is None:
+            continue
+        out.append(Node(host, port, weight, int(priority), resolved[0], resolved[1], scheme))
+    out.sort(key=lambda n: -n.priority)  # stable: config order within a priority
+    return out
+
+
+# --------------------------------------------------------------------------- table
+class Table:
+    """Router + targets for one config snapshot. Immutable after :meth:`build`."""
+
+    __slots__ = ("router", "upstreams", "routes")
+
+    def __init__(self, router: Router, upstreams: dict[str, Upstream], routes: list[Route]):
+        self.router = router
+        #: upstream id → Upstream (shared by every route that names it)
+        self.upstreams = upstreams
+        self.routes = routes
+
+    @classmethod
+    def empty(cls) -> Table:
+        """No config yet: every request gets the 404 "route not found"."""
+        return cls(Router(()), {}, [])
+
+    @classmethod
+    def build(cls, objects: Mapping[str, Any], conf: Mapping[str, Any]) -> Table:
+        """Compile a snapshot. Never raises for bad objects: they are logged and skipped."""
+        pool_defaults = (
+            int(setting(conf, "nginx_config", "http", "upstream", "keepalive", default=320)),
+            duration(setting(conf, "nginx_config", "http", "upstream", "keepalive_timeout"),
+                     60.0),
+            int(setting(conf, "nginx_config", "http", "upstream", "keepalive_requests",
+                        default=1000)),
+        )
+        resolver = _Resolver()
+        upstreams: dict[str, Upstream] = {}
+        services: dict[str, Mapping[str, Any]] = {}
+        plugin_configs: set[str] = set()
+        route_keys: list[str] = []
+        for key in sorted(objects):
+            if key.startswith(ROUTES):
+                if _child(key, ROUTES):
+                    route_keys.append(key)
+                continue
+            value = objects[key]
+            if key.startswith(UPSTREAMS) and _child(key, UPSTREAMS):
+                if not isinstance(value, Mapping):
+                    continue
+                try:
+                    upstreams[key[len(UPSTREAMS):]] = Upstream(key, value, pool_defaults,
+                                                               resolver)
+                except Exception as e:  # noqa: BLE001 - a bad object must not stop the build
+                    log.error("skipping %s: invalid upstream: %s", key, e)
+            elif key.startswith(SERVICES) and _child(key, SERVICES):
+                if isinstance(value, Mapping):
+                    services[key[len(SERVICES):]] = value
+            elif key.startswith(PLUGIN_CONFIGS) and _child(key, PLUGIN_CONFIGS):
+                plugin_configs.add(key[len(PLUGIN_CONFIGS):])
+
+        builder = _RouteBuilder(upstreams, services, plugin_configs, pool_defaults, resolver)
+        routes: list[Route] = []
+        for seq, key in enumerate(route_keys):
+            value = objects[key]
+            if not isinstance(value, Mapping):
+                continue
+            try:
+                route = builder.route(key, value, seq)
+            except Exception as e:  # noqa: BLE001
+                log.error("skipping %s: invalid route: %s", key, e)
+                continue
+            if route is not None:
+                routes.append(route)
+        router = Router(routes,
+                        mode=str(setting(conf, "apisix", "router", "http",
+                                         default="radixtree_host_uri")),
+                        delete_uri_tail_slash=bool(setting(conf, "apisix",
+                                                           "delete_uri_tail_slash",
+                                                           default=False)))
+        return cls(router, upstreams, routes)
+
+
+def _child(key: str, prefix: str) -> bool:
+    rest = key[len(prefix):]
+    return bool(rest) and "/" not in rest
+
+
+class _RouteBuilder:
+    """Route object + its service → Route with a Target (shared service upstreams)."""
+
+    __slots__ = ("upstreams", "services", "plugin_configs", "pool_defaults", "resolver",
+                 "service_upstreams")
+
+    def __init__(self, upstreams: dict[str, Upstream], services: dict[str, Mapping[str, Any]],
+                 plugin_configs: set[str], pool_defaults: tuple[int, float, int],
+                 resolver: _Resolver):
+        self.upstreams = upstreams
+        self.services = services
+        self.plugin_configs = plugin_configs
+        self.pool_defaults = pool_defaults
+        self.resolver = resolver
+        self.service_upstreams: dict[str, Upstream | None] = {}
+
+    def route(self, key: str, conf: Mapping[str, Any], seq: int) -> Route | None:
+        if conf.get("status", 1) == 0:
+            return None
+        for unsupported in ("vars", "remote_addr", "remote_addrs", "filter_func"):
+            if conf.get(unsupported):
+                # matching on these arrives with the proxy engine; never match such a route
+                # on its path alone (it could open a route meant to be restricted)
+                log.warning("skipping %s: route %s is not supported yet", key, unsupported)
+                return None
+        route_id = str(conf.get("id") or key[len(ROUTES):])
+        Route.from_conf(conf)  # shape errors first: they skip the route
+        service_id = conf.get("service_id")
+        error = 0
+        upstream: Upstream | None = None
+        merged: Mapping[str, Any] = conf
+        service = None
+        if service_id is not None:
+            service_id = str(service_id)
+            service = self.services.get(service_id)
+            if service is None:
+                log.error("route %s: failed to fetch service configuration by id: %s",
+                          route_id, service_id)
+                error = 404
+            else:
+                merged = _merge_service(service, conf)
+        plugin_config_id = conf.get("plugin_config_id")
+        if not error and plugin_config_id is not None \
+                and str(plugin_config_id) not in self.plugin_configs:
+            log.error("route %s: failed to fetch plugin config by id: %s",
+                      route_id, plugin_config_id)
+            error = 503
+        if not error:
+            upstream, error = self._upstream(key, route_id, conf, service_id, service)
+        timeout = Timeouts.from_conf(merged.get("timeout"),
+                                     upstream.timeout if upstream is not None else None)
+        target = Target(route_id, service_id, upstream, error, timeout)
+        route = Route.from_conf(merged, data=target, seq=seq)
+        route.id = route_id
+        return route
+
+    def _upstream(self, key: str, route_id: str, conf: Mapping[str, Any],
+                  service_id: str | None, service: Mapping[str, Any] | None,
+                  ) -> tuple[Upstream | None, int]:
+        if conf.get("upstream") is not None:
+            up = Upstream(key + "#upstream", conf["upstream"], self.pool_defaults,
+                          self.resolver)
+            return up, up.error
+        if conf.get("upstream_id") is not None:
+            return self._by_id(route_id, conf["upstream_id"])
+        if service is not None and service_id is not None:
+            if service.get("upstream") is not None:
+                if service_id not in self.service_upstreams:
+                    skey = SERVICES + service_id + "#upstream"
+                    try:
+                        self.service_upstreams[service_id] = Upstream(
+                            skey, service["upstream"], self.pool_defaults, self.resolver)
+                    except Exception as e:  # noqa: BLE001
+                        log.error("skipping %s: invalid upstream: %s", skey, e)
+                        self.service_upstreams[service_id] = None
+                up = self.service_upstreams[service_id]
+                return (up, up.error) if up is not None else (None, 503)
+            if service.get("upstream_id") is not None:
+                return self._by_id(route_id, service["upstream_id"])
+        log.error("route %s: missing upstream configuration in Route or Service", route_id)
+        return None, 503
+
+    def _by_id(self, route_id: str, upstream_id: Any) -> tuple[Upstream | None, int]:
+        up = self.upstreams.get(str(upstream_id))
+        if up is None:
+            log.error("route %s: failed to find upstream by id: %s", route_id, upstream_id)
+            return None, 502
+        return up, up.error
+
+
+def _merge_service(service: Mapping[str, Any], route: Mapping[str, Any]) -> dict[str, Any]:
+    """Route fields win over the service's; plugins merge by name (route's conf wins);
+    the service's ``hosts`` apply when the route has neither ``host`` nor ``hosts``."""
+    merged = {k: v for k, v in service.items()
+              if k not in ("id", "name", "desc", "labels", "create_time", "update_time")}
+    merged.update(route)
+    plugins = service.get("plugins")
+    if isinstance(plugins, Mapping):
+        merged["plugins"] = {**plugins, **(route.get("plugins") or {})}
+    if route.get("host") is not None and route.get("hosts") is None:
+        merged.pop("hosts", None)
+    return merged

@@ -1,0 +1,558 @@
+"""Upstream side of the data path: pooled keep-alive connections and response framing.
+
+Same I/O model as the client side (see http.py): raw non-blocking sockets on persistent
+loop watchers, no greenlet. Connecting is ``connect_ex`` + a write watcher (never
+``gevent.socket.create_connection``, which goes through the resolver thread pool). Each
+:class:`UpConn` has a read watcher started at creation and stopped only under back-pressure
+(client send buffer full) or at close; it is also how a peer closing an idle pooled
+connection is noticed, at no cost.
+
+Idle connections wait in a LIFO list per node address (the most recently used is the most
+likely to still be open), bounded by ``nginx_config.http.upstream.keepalive`` (or the
+upstream's ``keepalive_pool``), closed after ``keepalive_timeout`` idle or
+``keepalive_requests`` uses. A *reused* connection that fails before any response byte is
+retried once on a fresh connection when the request is idempotent (the upstream closed it
+while our request was on its way).
+
+Response framing is driven by httptools' ``HttpResponseParser``: a response that completes
+within one read goes to the client in one ``send`` with a Content-Length; otherwise the
+head is sent first, then body pieces as they arrive (Content-Length passed through, chunked
+re-chunked, close-delimited bodies re-chunked for HTTP/1.1 clients and close-delimited for
+HTTP/1.0 ones). Responses to HEAD, 1xx, 204 and 304 have no body whatever their headers say.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from typing import Any
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
+
+from gateway.core.log import every, log
+from gateway.worker.response import (CONN_CLOSE, CONN_KEEP, CRLF, LAST_CHUNK, TE_CHUNKED,
+                                     Responses, content_length, status_line)
+
+RECV_SIZE = 65536
+HEAD = b"HEAD"
+COLSP = b": "
+#: methods retried on a fresh connection when a reused one fails before any response byte
+IDEMPOTENT = frozenset((b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"))
+
+# response header classes, cached on the exact name bytes
+R_KEEP, R_DROP, R_CL, R_TE, R_CONN = range(5)
+#: hop-by-hop headers, plus the ones nginx hides from upstreams (it sets Server and Date)
+_R_DROPPED = frozenset((b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
+                        b"proxy-authenticate", b"proxy-authorization", b"server", b"date",
+                        b"x-pad", b"x-accel-expires", b"x-accel-redirect",
+                        b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"))
+_resp_kind: dict[bytes, int] = {}
+
+
+def _classify(name: bytes) -> int:
+    low = name.lower()
+    if low == b"content-length":
+        kind = R_CL
+    elif low == b"transfer-encoding":
+        kind = R_TE
+    elif low == b"connection":
+        kind = R_CONN
+    elif low in _R_DROPPED:
+        kind = R_DROP
+    else:
+        kind = R_KEEP
+    if len(_resp_kind) < 4096:
+        _resp_kind[name] = kind
+    return kind
+
+
+class _BodyLess(Exception):
+    """Raised at headers-complete of a HEAD response: llhttp cannot be told the body is
+    absent, so parsing stops there and the parser is replaced (rare path)."""
+
+
+#: code -> (reason, status line) of the last reason phrase seen for that code
+_status_by_code: dict[int, tuple[bytes | None, bytes]] = {}
+
+
+def _status(code: int, reason: bytes | None) -> bytes:
+    """The upstream's status line (its reason phrase passed through, as nginx does)."""
+    line = status_line(code) if not reason else status_line(code, reason)
+    _status_by_code[code] = (reason, line)
+    return line
+
+
+class UpstreamPool:
+    """Idle keep-alive connections per node address (LIFO), and the way requests go out."""
+
+    __slots__ = ("loop", "now", "responses", "server_line", "clock", "show_status", "idle")
+
+    def __init__(self, loop: Any, responses: Responses, show_status: bool = False):
+        self.loop = loop
+        self.now = loop.now
+        self.responses = responses
+        self.server_line = responses.server_line
+        self.clock = responses.clock
+        #: apisix.show_upstream_status_in_response_header (else only for 5xx)
+        self.show_status = show_status
+        self.idle: dict[tuple, list[UpConn]] = {}
+
+    def forward(self, client: Any, req: Any, target: Any, node: Any, data: bytes) -> None:
+        """Send ``data`` (the whole upstream request) to ``node`` for ``client``'s ``req``."""
+        idle = self.idle.get(node.addr)
+        if idle:
+            up = idle.pop()
+            up.pooled = False
+            up.reused = True
+        else:
+            up = UpConn(self, node)
+        up.begin(client, req, target, data)
+
+    def discard(self, up: UpConn) -> None:
+        idle = self.idle.get(up.addr)
+        if idle is not None:
+            try:
+                idle.remove(up)
+            except ValueError:
+                pass
+
+    def sweep(self, now: float) -> None:
+        """Close idle connections past their idle timeout."""
+        for idle in list(self.idle.values()):
+            for up in [u for u in idle if now - u.t_idle > u.idle_timeout]:
+                up.close()
+
+    def close_idle(self) -> None:
+        for idle in list(self.idle.values()):
+            for up in list(idle):
+                up.close()
+
+    def close_all(self) -> None:
+        self.close_idle()
+
+    @property
+    def idle_count(self) -> int:
+        return sum(len(v) for v in self.idle.values())
+
+
+class UpConn:
+    """One upstream connection; also the httptools protocol for its responses."""
+
+    __slots__ = ("pool", "node", "addr", "sock", "rw", "ww", "parser", "connected", "closed",
+                 "error", "reused", "pooled", "requests", "t_idle", "idle_timeout",
+                 # the exchange in progress
+                 "client", "req", "target", "out", "obuf", "t_begin", "t_last", "paused",
+                 # response framing
+                 "code", "reason", "hdrs", "body", "nbody", "clen", "chunked", "conn_hdr",
+                 "head_done", "sent_head", "complete", "keep", "head_req", "interim",
+                 "rechunk", "client_keep")
+
+    def __init__(self, pool: UpstreamPool, node: Any):
+        self.pool = pool
+        self.node = node
+        self.addr = node.addr
+        self.connected = False
+        self.closed = False
+        self.error = 0
+        self.reused = False
+        self.pooled = False
+        self.requests = 0
+        self.t_idle = 0.0
+        self.idle_timeout = 60.0
+        self.client = None
+        self.req = None
+        self.target = None
+        self.obuf = None
+        self.paused = False
+        self.sent_head = False
+        self.complete = False
+        self.interim = False
+        self.keep = False
+        self.hdrs = None
+        self.parser = HttpResponseParser(self)
+        sock = socket.socket(node.family, socket.SOCK_STREAM)
+        self.sock = sock
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        fd = sock.fileno()
+        self.rw = pool.loop.io(fd, 1)
+        self.ww = pool.loop.io(fd, 2)
+        err = sock.connect_ex(node.addr)
+        if err == 0:
+            self.connected = True
+        elif err not in (errno.EINPROGRESS, errno.EAGAIN):
+            self.error = err
+            return
+        self.rw.start(self.on_readable)
+
+    # ------------------------------------------------------------------ request
+    def begin(self, client: Any, req: Any, target: Any, data: bytes) -> None:
+        self.client = client
+        client.up = self
+        self.req = req
+        self.target = target
+        self.out = data
+        self.t_begin = self.t_last = self.pool.now()
+        self.hdrs = None  # stays None until the first response byte (see fail())
+        self.head_done = self.sent_head = self.complete = False
+        self.head_req = req.method == HEAD
+        self.client_keep = req.keep and not client.no_keep
+        req.up_addr = self.node.name
+        req.up_time = 0.0
+        if self.error:
+            self.fail(502, "connect() failed (%d: %s) while connecting to upstream"
+                      % (self.error, os.strerror(self.error)))
+        elif not self.connected:
+            self.ww.start(self.on_connected)
+        else:
+            self.send()
+
+    def on_connected(self) -> None:
+        try:
+            self.ww.stop()
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self.fail(502, "connect() failed (%d: %s) while connecting to upstream"
+                          % (err, os.strerror(err)))
+                return
+            self.connected = True
+            self.t_last = self.pool.now()
+            if self.client is not None:
+                self.send()
+        except Exception:  # noqa: BLE001
+            self.crashed()
+
+    def send(self) -> None:
+        data = self.out
+        try:
+            n = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as e:
+            self.fail(502, "send() failed (%d: %s) while sending request to upstream"
+                      % (e.errno or 0, e.strerror))
+            return
+        if n < len(data):
+            self.obuf = memoryview(data)[n:]
+            self.ww.start(self.on_writable)
+
+    def on_writable(self) -> None:
+        try:
+            try:
+                n = self.sock.send(self.obuf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.fail(502, "send() failed (%d: %s) while sending request to upstream"
+                          % (e.errno or 0, e.strerror))
+                return
+            self.t_last = self.pool.now()
+            self.obuf = self.obuf[n:]
+            if not self.obuf:
+                self.obuf = None
+                self.ww.stop()
+        except Exception:  # noqa: BLE001
+            self.crashed()
+
+    # ------------------------------------------------------------------ response
+    def on_readable(self) -> None:
+        try:
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                data = None
+                err = e
+            client = self.client
+            if client is None:      # idle: the upstream closed it (or sent junk)
+                self.close()
+                return
+            if not data:
+                if data is None:
+                    self.fail(502, "recv() failed (%d: %s) while reading response header "
+                              "from upstream" % (err.errno or 0, err.strerror))
+                else:
+                    self.on_eof()
+                return
+            self.t_last = self.pool.now()
+            try:
+                self.parser.feed_data(data)
+            except HttpParserError as e:
+                if not isinstance(e.__context__, _BodyLess):
+                    self.fail(502, "upstream sent invalid response")
+                    return
+                self.parser = HttpResponseParser(self)  # stopped on purpose (HEAD)
+            except HttpParserUpgrade:
+                self.fail(502, "upstream sent an unexpected protocol upgrade")
+                return
+            if self.complete:
+                out = self._pieces(True) if self.sent_head else self._whole()
+            elif self.head_done:
+                out = self._pieces(False)
+            else:
+                return
+            if out is not None:
+                client.write(out)
+                if self.client is None:   # the client went away while we wrote
+                    return
+            if self.complete:
+                self.done()
+        except Exception:  # noqa: BLE001
+            self.crashed()
+
+    def on_message_begin(self) -> None:
+        self.reason = None
+        self.hdrs = []
+        self.body = []
+        self.nbody = 0
+        self.clen = None
+        self.chunked = False
+        self.conn_hdr = None
+        self.rechunk = False
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason = reason if self.reason is None else self.reason + reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        kind = _resp_kind.get(name)
+        if kind is None:
+            kind = _classify(name)
+        if kind == R_KEEP:
+            self.hdrs += (name, COLSP, value, CRLF)
+        elif kind == R_CL:
+            self.clen = value
+        elif kind == R_TE:
+            self.chunked = True
+        elif kind == R_CONN:
+            self.conn_hdr = value
+
+    def on_headers_complete(self) -> None:
+        code = self.parser.get_status_code()
+        if code < 200 and code != 101:
+            self.interim = True  # 100/102/103: not forwarded; the real response follows
+            return
+        self.code = code
+        self.head_done = True
+        if self.head_req:
+            conn = self.conn_hdr
+            self.keep = (conn is None or b"close" not in conn.lower()) \
+                and self.parser.get_http_version() == "1.1"
+            self.complete = True
+            raise _BodyLess
+
+    def on_body(self, data: bytes) -> None:
+        self.body.append(data)
+        self.nbody += len(data)
+
+    def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
+        self.keep = self.parser.should_keep_alive()
+        self.complete = True
+
+    def _head(self) -> list[bytes]:
+        pool = self.pool
+        code = self.code
+        cached = _status_by_code.get(code)
+        reason = self.reason
+        line = cached[1] if cached is not None and cached[0] == reason else _status(code, reason)
+        parts = [line, pool.server_line, pool.clock.date_line]
+        parts += self.hdrs
+        if code >= 500 or pool.show_status:
+            parts.append(b"X-APISIX-Upstream-Status: %d\r\n" % code)
+        return parts
+
+    def _whole(self) -> bytes:
+        """The complete response in one buffer (it arrived within one read)."""
+        pool = self.pool
+        code = self.code
+        cached = _status_by_code.get(code)
+        reason = self.reason
+        line = cached[1] if cached is not None and cached[0] == reason else _status(code, reason)
+        parts = [line, pool.server_line, pool.clock.date_line]
+        parts += self.hdrs
+        if code >= 500 or pool.show_status:
+            parts.append(b"X-APISIX-Upstream-Status: %d\r\n" % code)
+        if self.head_req or code == 204 or code == 304:
+            if self.clen is not None and code != 204:
+                parts += (b"Content-Length: ", self.clen, CRLF)
+            body = b""
+        else:
+            chunks = self.body
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            parts.append(content_length(len(body)))
+        parts.append(CONN_KEEP if self.client_keep else CONN_CLOSE)
+        parts.append(CRLF)
+        if body:
+            parts.append(body)
+        return b"".join(parts)
+
+    def _pieces(self, last: bool) -> bytes | None:
+        """Head (once), then the body pieces parsed so far, framed for the client."""
+        out: list[bytes]
+        if not self.sent_head:
+            self.sent_head = True
+            out = self._head()
+            if self.clen is not None:
+                out += (b"Content-Length: ", self.clen, CRLF)
+            elif self.req.minor == 1:
+                out.append(TE_CHUNKED)
+                self.rechunk = True
+            else:
+                self.client_keep = False  # HTTP/1.0 client: the close delimits the body
+            out += (CONN_KEEP if self.client_keep else CONN_CLOSE, CRLF)
+        else:
+            out = []
+        body = self.body
+        if body:
+            if self.rechunk:
+                for piece in body:
+                    out += (b"%x\r\n" % len(piece), piece, CRLF)
+            else:
+                out += body
+            self.body = []
+        if last and self.rechunk:
+            out.append(LAST_CHUNK)
+        return b"".join(out) if out else None
+
+    def on_eof(self) -> None:
+        if self.head_done and not self.complete and self.clen is None and not self.chunked:
+            # a body delimited by the connection close: the close is its end
+            self.complete = True
+            self.keep = False
+            out = self._pieces(True) if self.sent_head else self._whole()
+            if out:
+                self.client.write(out)
+                if self.client is None:
+                    return
+            self.done()
+            return
+        self.fail(502, "upstream prematurely closed connection while reading response "
+                  "header from upstream" if not self.head_done else
+                  "upstream prematurely closed connection while reading upstream")
+
+    # ------------------------------------------------------------------ outcomes
+    def done(self) -> None:
+        """The response is complete and written (or queued) to the client: pool or close
+        this connection, then let the client log and go on."""
+        client = self.client
+        req = self.req
+        target = self.target
+        self.client = self.req = self.out = None
+        client.up = None
+        pool = self.pool
+        now = pool.now()
+        code = self.code
+        req.up_status = code
+        req.up_time = now - self.t_begin
+        req.sent = 0 if self.head_req else self.nbody
+        self.requests += 1
+        upstream = target.upstream
+        if self.keep and not self.closed and self.requests < upstream.pool_requests:
+            idle = pool.idle.get(self.addr)
+            if idle is None:
+                idle = pool.idle[self.addr] = []
+            if len(idle) < upstream.pool_size:
+                self.idle_timeout = upstream.pool_idle
+                self.t_idle = now
+                self.pooled = True
+                self.target = None
+                idle.append(self)
+            else:
+                self.close()
+        else:
+            self.close()
+        client.finish(req, code, self.client_keep, now)
+
+    def fail(self, status: int, message: str) -> None:
+        """This exchange failed: retry once on a fresh connection when that is safe, else
+        answer ``status`` (502/504) if nothing was sent yet, else cut the client off."""
+        client = self.client
+        req = self.req
+        if client is None:
+            self.close()
+            return
+        self.client = None
+        self.req = None
+        client.up = None
+        if client.paused_up is self:
+            client.paused_up = None
+        self.close()
+        if status == 502 and self.reused and self.hdrs is None and req.method in IDEMPOTENT:
+            fresh = UpConn(self.pool, self.node)
+            fresh.begin(client, req, self.target, self.out)
+            return
+        node = self.node
+        if every("upstream %s %s" % (node.name, message[:24]), 1.0):
+            log.error('%s, client: %s, server: _, request: "%s %s HTTP/1.%d", '
+                      'upstream: "http://%s%s", host: "%s"', message,
+                      client.remote.decode(), req.method.decode("latin-1"),
+                      (req.url or b"").decode("latin-1"), req.minor, node.name.decode(),
+                      (req.url or b"").decode("latin-1"),
+                      (req.host_hdr or b"").decode("latin-1"))
+        req.up_status = status
+        req.up_time = self.pool.now() - self.t_begin
+        if self.sent_head:
+            client.abort()
+        else:
+            client.respond(req, status, extra=b"X-APISIX-Upstream-Status: %d\r\n" % status)
+
+    def crashed(self) -> None:
+        client = self.client
+        if client is not None:
+            client.crashed()   # logs, answers 500 when possible, closes us
+        else:
+            log.exception("unexpected error on upstream connection %s", self.node.name)
+            self.close()
+
+    def check(self, now: float) -> None:
+        """Deadlines (called through the client's once-a-second check)."""
+        if self.client is None:
+            return
+        timeout = self.target.timeout
+        if not self.connected:
+            if now - self.t_begin > timeout.connect:
+                self.fail(504, "upstream timed out (110: Connection timed out) while "
+                          "connecting to upstream")
+        elif self.obuf is not None:
+            if now - self.t_last > timeout.send:
+                self.fail(504, "upstream timed out (110: Connection timed out) while "
+                          "sending request to upstream")
+        elif not self.paused and now - self.t_last > timeout.read:
+            self.fail(504, "upstream timed out (110: Connection timed out) while reading "
+                      "response header from upstream")
+
+    # ------------------------------------------------------------------ flow control
+    def pause(self) -> None:
+        """Back-pressure: the client's send buffer is full; stop reading the upstream."""
+        if not self.paused:
+            self.paused = True
+            self.rw.stop()
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.t_last = self.pool.now()
+            if not self.closed:
+                self.rw.start(self.on_readable)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.rw.stop()
+        self.ww.stop()
+        if self.pooled:
+            self.pooled = False
+            self.pool.discard(self)
+        client = self.client
+        if client is not None:
+            self.client = None
+            client.up = None
+        try:
+            self.sock.close()
+        except OSError:
+            pass
