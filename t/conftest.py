@@ -7,7 +7,7 @@ started once, the first time any `.t` block runs, and stopped when the session e
 failure is reported the Test::Nginx way: block name, request, expected vs got.
 
 Environment:
-  GATEWAY_TEST_BIN   run this CLI instead of bin/gateway (the harness self-tests use a fake)
+  GATEWAY_TEST_BIN   run this CLI instead of bin/gateway (e.g. an installed copy)
   GATEWAY_TEST_KEEP  keep every prefix (failed files' prefixes are always kept)
 """
 

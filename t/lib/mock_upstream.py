@@ -422,3 +422,24 @@ class MockUpstream:
                 os.write(fd, line.encode())
             finally:
                 os.close(fd)
+
+
+def main() -> None:
+    """`python t/lib/mock_upstream.py [--port N ...]`: the demo upstream `make run` starts."""
+    import argparse
+    parser = argparse.ArgumentParser(description="APISIX-style mock upstream")
+    parser.add_argument("--port", type=int, action="append", help="port (repeatable)")
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    mock = MockUpstream(tuple(args.port or PORTS), args.host)
+    mock.start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        mock.stop()
+
+
+if __name__ == "__main__":
+    main()
