@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["Route", "Router", "normalize_path", "strip_port"]
+__all__ = ["Route", "Router", "normalize_path", "strip_port", "routing_path", "request_host",
+           "PATH_CACHE", "HOST_CACHE"]
 
 HTTP_METHODS = frozenset(("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS",
                           "CONNECT", "TRACE", "PURGE"))
@@ -298,3 +299,39 @@ def normalize_path(path: bytes) -> bytes | None:
                               or path.endswith(b"/..")):
         out_path += b"/"
     return out_path
+
+
+#: raw path → routing path (b"" = invalid), for :func:`routing_path`. Paths repeat, and
+#: checking one for ``%``, ``//`` and ``/.`` costs more than a dict probe (the data path
+#: probes it inline before calling). Bounded: cleared when full.
+PATH_CACHE: dict[bytes, bytes] = {}
+#: Host header value → ``$host`` (lower-cased, without port), for :func:`request_host`
+HOST_CACHE: dict[bytes, bytes] = {}
+CACHE_MAX = 4096
+
+
+def routing_path(path: bytes, cache: bool = True) -> bytes:
+    """The path a request is routed on (``$uri``): normalized when it needs it, ``b""``
+    when it is invalid (nginx answers 400). Authority-form (CONNECT) and ``*`` pass as is."""
+    routed = PATH_CACHE.get(path) if cache else None
+    if routed is not None:
+        return routed
+    routed = path
+    if path[:1] == b"/" and (b"%" in path or b"/." in path or b"//" in path):
+        routed = normalize_path(path) or b""
+    if cache:
+        if len(PATH_CACHE) >= CACHE_MAX:
+            PATH_CACHE.clear()
+        PATH_CACHE[path] = routed
+    return routed
+
+
+def request_host(value: bytes) -> bytes:
+    """``$host`` from a Host header value (see :func:`strip_port`), cached."""
+    host = HOST_CACHE.get(value)
+    if host is None:
+        host = strip_port(value)
+        if len(HOST_CACHE) >= CACHE_MAX:
+            HOST_CACHE.clear()
+        HOST_CACHE[value] = host
+    return host

@@ -22,7 +22,6 @@ body 413; each then closes the connection after a short lingering read, as nginx
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 from collections import deque
@@ -33,8 +32,9 @@ import gevent
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from gateway.core.log import AccessLog, log
-from gateway.core.router import normalize_path, strip_port
-from gateway.worker.response import CONTINUE_100, CRLF, Clock, Responses, content_length
+from gateway.core.router import HOST_CACHE, PATH_CACHE, request_host, routing_path
+from gateway.worker.response import (CONTINUE_100, CRLF, NOT_FOUND_ROUTE, Clock, Responses,
+                                     access_line, content_length)
 from gateway.worker.table import Table, Target, duration, setting, size
 from gateway.worker.upstream import UpstreamPool
 
@@ -75,32 +75,6 @@ def _classify(name: bytes) -> int:
     return kind
 
 
-#: raw path → routing path (b"" = invalid). Paths repeat, and checking one for ``%``,
-#: ``//`` and ``/.`` costs more than a dict probe; bounded (cleared when full).
-_paths: dict[bytes, bytes] = {}
-#: Host header → $host (lower-cased, no port), bounded the same way
-_hosts: dict[bytes, bytes] = {}
-_CACHE_MAX = 4096
-
-
-def _route_path(path: bytes) -> bytes:
-    if path[:1] != b"/":
-        return path  # authority-form (CONNECT) or "*": routed as is, nothing matches
-    if b"%" in path or b"/." in path or b"//" in path:
-        path = normalize_path(path) or b""
-    return path
-
-
-def _host(value: bytes) -> bytes:
-    host = _hosts.get(value)
-    if host is None:
-        host = strip_port(value)
-        if len(_hosts) >= _CACHE_MAX:
-            _hosts.clear()
-        _hosts[value] = host
-    return host
-
-
 class Reject(Exception):
     """Raised from a parser callback to answer ``status`` and close the connection."""
 
@@ -114,17 +88,16 @@ class Request:
     the ctx of the request being parsed. Attributes are rebound (never mutated) per
     request, so a detached copy (pipelining) keeps its own data.
 
-    Fields only some requests carry (the ``RARE`` group) are reset only when one of them
-    was set (``rare``): fewer stores per request on the common path.
+    Fields only some requests carry (from ``xff`` on in ``__slots__``) are reset only when
+    one of them was set (``rare``): fewer stores per request on the common path. ``route``
+    and ``target`` are what the router matched (``target`` None: no route → 404).
     """
 
     __slots__ = ("client", "method", "url", "path", "host_hdr", "host", "hdrs", "ua",
-                 "keep", "minor", "t_start", "target", "route", "status", "sent",
+                 "keep", "minor", "t_start", "target", "route", "sent",
                  "up_addr", "up_status", "up_time", "up_host", "rare",
                  "xff", "xf", "referer", "auth", "clen", "chunked", "expect", "conn",
                  "body", "nbody")
-
-    RARE = ("xff", "xf", "referer", "auth", "clen", "expect", "conn", "body")
 
     def __init__(self, client: Client):
         self.client = client
@@ -162,7 +135,6 @@ class Request:
         self.host_hdr = None
         self.hdrs = []
         self.ua = None
-        self.target = None
         self.sent = 0
         self.up_addr = None
         self.up_status = 0
@@ -238,30 +210,26 @@ class Request:
         url = self.url or b"/"
         q = url.find(b"?")
         path = url if q < 0 else url[:q]
-        routed = _paths.get(path)
+        routed = PATH_CACHE.get(path)
         if routed is None:
             if path[:1] != b"/" and b"://" in path:
                 routed = self._absolute_form(path)
             else:
-                routed = _route_path(path)
-                if len(_paths) >= _CACHE_MAX:
-                    _paths.clear()
-                _paths[path] = routed
+                routed = routing_path(path)
         if not routed:
+            self.target = None
             raise Reject(400)
         self.path = routed
         host_hdr = self.host_hdr
         if host_hdr is None:
             host = b""
         else:
-            host = _hosts.get(host_hdr)
+            host = HOST_CACHE.get(host_hdr)
             if host is None:
-                host = _host(host_hdr)
+                host = request_host(host_hdr)
         self.host = host
-        route = server.table.router.match_host(method, host, routed)
-        if route is not None:
-            self.route = route
-            self.target = route.data
+        self.route = route = server.table.router.match_host(method, host, routed)
+        self.target = route.data if route is not None else None
         if self.rare:
             self._check_body(client, server)
 
@@ -296,7 +264,7 @@ class Request:
         path = b"/" if slash < 0 else rest[slash:]
         url = self.url or b""
         self.url = path + url[len(target):]
-        return _route_path(path)
+        return routing_path(path, cache=False)
 
     def on_body(self, data: bytes) -> None:
         self.rare = True
@@ -332,16 +300,24 @@ class Request:
         self.up_host = host
         parts = [self.method, SP, self.url or b"/", HTTP11_HOST, host, CRLF]
         parts += self.hdrs
-        if self.xff is None:
-            parts.append(client.fwd)
+        if not self.rare:
+            # X-Real-IP, X-Forwarded-*: one block per connection and Host value
+            if self.host_hdr == client.fwd_key:
+                parts.append(client.fwd_block)
+            else:
+                parts.append(client.forward_block(self))
         else:
-            parts += (client.xri, b"X-Forwarded-For: ", self.xff, b", ", client.remote, CRLF)
-        if self.xf is None:
-            if self.host:
-                parts += (XFH, self.host, CRLF)
-            parts.append(client.fwd_tail)
-        else:
-            self._forwarded(parts)
+            if self.xff is None:
+                parts.append(client.fwd)
+            else:
+                parts += (client.xri, b"X-Forwarded-For: ", self.xff, b", ", client.remote,
+                          CRLF)
+            if self.xf is None:
+                if self.host:
+                    parts += (XFH, self.host, CRLF)
+                parts.append(client.fwd_tail)
+            else:
+                self._forwarded(parts)
         body = self.body
         if body is not None:
             data = body[0] if len(body) == 1 else b"".join(body)
@@ -366,6 +342,7 @@ class Client:
     """One client connection, driven by its watchers' callbacks (no greenlet)."""
 
     __slots__ = ("server", "sock", "rw", "ww", "remote", "port", "xri", "fwd", "fwd_tail",
+                 "fwd_key", "fwd_block",
                  "parser", "req", "pstate", "head_bytes", "active", "queue", "wbuf",
                  "t_write", "t_read", "t_mark", "closing", "closed", "lingering", "up",
                  "paused_up", "nreq", "no_keep", "read_paused", "pending_error")
@@ -379,6 +356,8 @@ class Client:
         self.xri = b"X-Real-IP: " + remote + CRLF
         self.fwd = self.xri + b"X-Forwarded-For: " + remote + CRLF
         self.fwd_tail = listener.fwd_tail
+        self.fwd_key: bytes | None = b"\x00"  # never a Host value: llhttp refuses NUL
+        self.fwd_block = b""
         self.req = Request(self)
         self.parser = HttpRequestParser(self.req)
         self.pstate = 0          # 0 between requests, 1 in the head, 2 in the body
@@ -452,10 +431,16 @@ class Client:
         cause = e.__context__
         if isinstance(cause, Reject):
             self.reject(cause.status)
-        elif cause is not None and not isinstance(cause, HttpParserError):
-            raise cause from None
-        else:
+        elif cause is None or isinstance(cause, HttpParserError):
             self.reject(400)
+        elif self.active is not None and self.active is not self.req:
+            # our bug, in a request pipelined behind one in flight: that one is answered
+            # first, then this one gets the 500
+            log.error("unexpected error on client connection %s", self.remote.decode(),
+                      exc_info=cause)
+            self.reject(500)
+        else:
+            raise cause from None  # → crashed()
 
     def on_request(self, req: Request) -> None:
         """A complete request: start it now, or queue it behind the one in flight."""
@@ -471,6 +456,17 @@ class Client:
             return
         self.start(req)
 
+    def forward_block(self, req: Request) -> bytes:
+        """X-Real-IP + X-Forwarded-For/Host/Proto/Port for a request without client
+        forwarding headers, cached for the connection's Host value (it rarely changes)."""
+        block = self.fwd
+        if req.host:
+            block += XFH + req.host + CRLF
+        block += self.fwd_tail
+        self.fwd_key = req.host_hdr
+        self.fwd_block = block
+        return block
+
     def detach(self) -> None:
         """The in-flight request must not see the next one's fields: move it to a copy."""
         twin = self.active.copy()
@@ -483,7 +479,7 @@ class Client:
         self.nreq += 1
         target = req.target
         if target is None:
-            self.respond(req, 404)
+            self.respond(req, 404, NOT_FOUND_ROUTE)
             return
         if target.error:
             self.respond(req, target.error)
@@ -515,7 +511,7 @@ class Client:
         if now is None:
             now = server.now()
         if server.access_log is not None:
-            server.access_log.write(access_line(self, req, status, now))
+            self.log_access(req, status, now)
         self.active = None
         self.t_mark = now
         if self.closed:
@@ -533,6 +529,12 @@ class Client:
                 self.read_paused = False
                 self.rw.start(self.on_readable)
             self.start(nxt)
+
+    def log_access(self, req: Request, status: int, now: float) -> None:
+        try:
+            self.server.access_log.write(access_line(self, req, status, now))
+        except Exception:  # noqa: BLE001 - a log line must never break a connection
+            log.exception("cannot write the access log line")
 
     def reject(self, status: int) -> None:
         """Bad request bytes: answer ``status`` after what is in flight, then close."""
@@ -554,25 +556,31 @@ class Client:
         req.sent = len(page)
         self.write(b"".join((head, responses.clock.date_line, rest, page)))
         if self.server.access_log is not None and req.url is not None:
-            self.server.access_log.write(access_line(self, req, status, self.server.now()))
+            self.log_access(req, status, self.server.now())
         self.close_after_flush(linger=True)
 
     def crashed(self) -> None:
-        """An unexpected exception in one of our callbacks: log, 500 if we can, close."""
+        """An unexpected exception in one of our callbacks: log it, answer 500 when no byte
+        of the current response went out yet, and close this connection (only this one)."""
         log.exception("unexpected error on client connection %s", self.remote.decode())
         try:
             up = self.up
-            if self.active is not None and (up is None or not up.sent_head):
-                if up is not None:
-                    up.close()
-                self.pending_error = 0
-                self.queue = None
-                self.no_keep = True
-                self.active.keep = False
-                self.write(self.server.responses.make(500, False))
-                self.close_after_flush()
+            if up is not None:
+                started = up.sent_head  # a whole response is written in one go
+                up.close()
             else:
+                # no upstream exchange: we failed while parsing, routing or answering
+                # locally, and a local answer is written whole by respond() (whose log
+                # line cannot raise), so nothing of it went out yet
+                started = self.active is None and self.pstate == 0
+            if started or self.closing or self.closed:
                 self.abort()
+                return
+            self.queue = None
+            self.pending_error = 0
+            self.no_keep = True
+            self.write(self.server.responses.make(500, False))
+            self.close_after_flush()
         except Exception:  # noqa: BLE001
             log.exception("error while closing a failed connection")
             self.abort()
@@ -670,7 +678,7 @@ class Client:
             active.up_time = self.server.now() - self.up.t_begin
         self.close()
         if active is not None and self.server.access_log is not None:
-            self.server.access_log.write(access_line(self, active, 499, self.server.now()))
+            self.log_access(active, 499, self.server.now())
         self.active = None
 
     def close(self) -> None:
@@ -729,44 +737,6 @@ class Client:
         elif now - self.t_mark > (server.keepalive_timeout if self.nreq
                                   else server.header_timeout):
             self.close()
-
-
-# ---------------------------------------------------------------------- access log
-_PRINTABLE = bytes(range(0x20, 0x7f)).replace(b'"', b"").replace(b"\\", b"")
-
-
-def _esc(value: bytes | None) -> bytes:
-    """nginx's default access-log escaping: ``"``, ``\\`` and non-printables as \\xHH."""
-    if not value:
-        return b"-"
-    if not value.translate(None, _PRINTABLE):
-        return value
-    return b"".join(bytes((c,)) if 0x20 <= c < 0x7f and c not in (0x22, 0x5c)
-                    else b"\\x%02X" % c for c in value)
-
-
-def _remote_user(auth: bytes | None) -> bytes:
-    if not auth or auth[:6].lower() != b"basic ":
-        return b"-"
-    try:
-        user = base64.b64decode(auth[6:].strip(), validate=True).partition(b":")[0]
-    except ValueError:
-        return b"-"
-    return _esc(user)
-
-
-def access_line(client: Client, req: Request, status: int, now: float) -> bytes:
-    """APISIX's default access-log format (the ``main`` format of its nginx.conf)."""
-    if req.up_addr is not None:
-        upstream = b'%s %s %.3f "http://%s%s"' % (
-            req.up_addr, b"%d" % req.up_status if req.up_status else b"-",
-            req.up_time, _esc(req.up_host), _esc(req.url))
-    else:
-        upstream = b'- - - "http://%s"' % (req.host_hdr and _esc(req.host_hdr) or b"")
-    return b'%s - %s [%s] %s "%s %s HTTP/1.%d" %d %d %.3f "%s" "%s" %s\n' % (
-        client.remote, _remote_user(req.auth), client.server.clock.time_local,
-        _esc(req.host_hdr), req.method, _esc(req.url), req.minor, status, req.sent,
-        now - req.t_start, _esc(req.referer), _esc(req.ua), upstream)
 
 
 # ---------------------------------------------------------------------- server
@@ -842,6 +812,11 @@ class HttpServer:
         self.pool.close_idle()
 
     def close_all(self) -> None:
+        """Fast stop: drop every connection (in-flight requests are logged as 499) and
+        close our copies of the listening sockets."""
+        self.stop_accepting()
+        for lst in self.listeners:
+            lst.sock.close()
         for client in list(self.clients):
             client.abort()
         self.pool.close_all()
@@ -849,9 +824,14 @@ class HttpServer:
             self.access_log.flush()
 
     def sweep(self, now: float | None = None) -> None:
-        """Per-connection deadlines; call about once a second."""
-        if now is None:
-            now = self.now()
+        """Per-connection deadlines; call about once a second (a loop timer).
+
+        Deadlines are stamped with the loop's cached clock (``loop.now()``, free on the
+        hot path), so they are compared against that clock too: ``now`` is accepted for
+        the timer's convenience but not used (a ``time.monotonic()`` value would not be
+        comparable).
+        """
+        now = self.now()
         self.clock.tick(now)
         for client in list(self.clients):
             if not client.closed:

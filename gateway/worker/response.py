@@ -13,6 +13,7 @@ wording for the statuses nginx/APISIX answer with an HTML page (400, 408, 413, 4
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -161,27 +162,27 @@ class Responses:
     def __init__(self, conf: dict[str, Any], clock: Clock):
         self.clock = clock
         self.server_line = b"Server: " + server_token(conf) + CRLF
-        #: (code, keep, extra) -> (status+server, headers after Date, body)
-        self._cache: dict[tuple[int, bool, bytes], tuple[bytes, bytes, bytes]] = {}
+        #: (code, keep, extra, html) -> (status+server, headers after Date, body)
+        self._cache: dict[tuple[int, bool, bytes, bool], tuple[bytes, bytes, bytes]] = {}
 
     def parts(self, code: int, keep: bool, body: bytes | None = None,
               content_type: bytes | None = None, extra: bytes = b"",
               ) -> tuple[bytes, bytes, bytes]:
         """(status + Server lines, the header lines that follow Date, body).
 
-        With ``body=None`` the status's own page is used (404 → the route-not-found JSON,
-        others → our HTML page) and the pieces are cached. ``extra`` is pre-rendered header
-        lines (e.g. ``X-APISIX-Upstream-Status``).
+        With ``body=None`` the status's HTML page is used; with ``body=NOT_FOUND_ROUTE``
+        APISIX's "404 Route Not Found" JSON (as ``text/plain``, like APISIX). Both are
+        cached. ``extra`` is pre-rendered header lines (e.g. ``X-APISIX-Upstream-Status``).
         """
-        if body is not None:
+        if body is not None and body is not NOT_FOUND_ROUTE:
             return self._render(code, keep, body, content_type or TEXT_PLAIN, extra)
-        key = (code, keep, extra)
+        key = (code, keep, extra, body is None)
         parts = self._cache.get(key)
         if parts is None:
-            if code == 404:
-                page, ctype = NOT_FOUND_ROUTE, TEXT_PLAIN
-            else:
+            if body is None:
                 page, ctype = html_page(code, self.server_line[8:-2]), TEXT_HTML
+            else:
+                page, ctype = body, TEXT_PLAIN
             parts = self._render(code, keep, page, ctype, extra)
             if len(self._cache) < 256:
                 self._cache[key] = parts
@@ -190,8 +191,8 @@ class Responses:
     def make(self, code: int, keep: bool, body: bytes | None = None,
              content_type: bytes | None = None, extra: bytes = b"",
              head_only: bool = False) -> bytes:
-        """A whole response: status, Server, Date, type, length, Connection, body.
-        ``head_only`` answers a HEAD request: same headers, Content-Length included."""
+        """A whole response: status, Server, Date, type, length, Connection, body (see
+        :meth:`parts`). ``head_only`` answers a HEAD request: same headers, no body."""
         head, rest, page = self.parts(code, keep, body, content_type, extra)
         if head_only:
             return head + self.clock.date_line + rest
@@ -203,3 +204,64 @@ class Responses:
         rest = b"".join((ctype, content_length(len(body)), extra,
                          CONN_KEEP if keep else CONN_CLOSE, CRLF))
         return head, rest, body
+
+
+# ---------------------------------------------------------------------- access log
+_PRINTABLE = bytes(range(0x20, 0x7f)).replace(b'"', b"").replace(b"\\", b"")
+
+
+def _esc(value: bytes | None) -> bytes:
+    """nginx's default access-log escaping: ``"``, ``\\`` and non-printables as \\xHH."""
+    if not value:
+        return b"-"
+    if not value.translate(None, _PRINTABLE):
+        return value
+    return b"".join(bytes((c,)) if 0x20 <= c < 0x7f and c not in (0x22, 0x5c)
+                    else b"\\x%02X" % c for c in value)
+
+
+def _remote_user(auth: bytes | None) -> bytes:
+    if not auth or auth[:6].lower() != b"basic ":
+        return b"-"
+    try:
+        user = base64.b64decode(auth[6:].strip(), validate=True).partition(b":")[0]
+    except ValueError:
+        return b"-"
+    return _esc(user)
+
+
+def access_line(client: Any, req: Any, status: int, now: float) -> bytes:
+    """APISIX's default access-log format (the ``main`` format of its nginx.conf):
+
+    ``$remote_addr - $remote_user [$time_local] $http_host "$request" $status
+    $body_bytes_sent $request_time "$http_referer" "$http_user_agent" $upstream_addr
+    $upstream_status $upstream_response_time "$upstream_scheme://$upstream_host$upstream_uri"``
+
+    The common case (printable client-supplied values, no Basic auth, a proxied request)
+    is one format operation; anything else takes :func:`_access_line_slow`.
+    """
+    host = req.host_hdr or b"-"
+    url = req.url or b"-"
+    ua = req.ua or b"-"
+    if req.rare or req.up_addr is None or not req.up_status \
+            or b"".join((host, url, ua)).translate(None, _PRINTABLE):
+        return _access_line_slow(client, req, status, now)
+    return b'%s - - [%s] %s "%s %s HTTP/1.%d" %d %d %.3f "-" "%s" %s %d %.3f "http://%s%s"\n' % (
+        client.remote, client.server.clock.time_local, host, req.method, url, req.minor,
+        status, req.sent, now - req.t_start, ua, req.up_addr, req.up_status, req.up_time,
+        req.up_host, url)
+
+
+def _access_line_slow(client: Any, req: Any, status: int, now: float) -> bytes:
+    referer = req.referer if req.rare else None
+    auth = req.auth if req.rare else None
+    if req.up_addr is not None:
+        upstream = b'%s %s %.3f "http://%s%s"' % (
+            req.up_addr, b"%d" % req.up_status if req.up_status else b"-",
+            req.up_time, _esc(req.up_host), _esc(req.url))
+    else:
+        upstream = b'- - - "http://%s"' % (req.host_hdr and _esc(req.host_hdr) or b"")
+    return b'%s - %s [%s] %s "%s %s HTTP/1.%d" %d %d %.3f "%s" "%s" %s\n' % (
+        client.remote, _remote_user(auth), client.server.clock.time_local,
+        _esc(req.host_hdr), req.method, _esc(req.url), req.minor, status, req.sent,
+        now - req.t_start, _esc(referer), _esc(req.ua), upstream)

@@ -276,7 +276,6 @@ class UpConn:
                 else:
                     self.on_eof()
                 return
-            self.t_last = self.pool.now()
             try:
                 self.parser.feed_data(data)
             except HttpParserError as e:
@@ -289,10 +288,11 @@ class UpConn:
                 return
             if self.complete:
                 out = self._pieces(True) if self.sent_head else self._whole()
-            elif self.head_done:
-                out = self._pieces(False)
             else:
-                return
+                self.t_last = self.pool.now()  # read timeout: time between two reads
+                if not self.head_done:
+                    return
+                out = self._pieces(False)
             if out is not None:
                 client.write(out)
                 if self.client is None:   # the client went away while we wrote

@@ -123,7 +123,7 @@ class GatewayWorker(Worker):
 
     def tick(self) -> None:
         self.notify()
-        self.server.sweep(time.monotonic())
+        self.server.sweep()
         self.access_log.flush()
         if os.getppid() != self.ppid and not self.stopping.is_set():
             log.error("worker %d: the master is gone, stopping", os.getpid())
