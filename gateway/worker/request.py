@@ -1,0 +1,310 @@
+"""One HTTP request as the worker sees it: the httptools parser protocol and the request ctx.
+
+A `Request` belongs to its client connection and is reused for each request on it (fields
+are rebound, never mutated, so a pipelined request can be detached as a copy). Headers are
+classified once per distinct name spelling (cached on the exact bytes, no `.lower()` per
+header) and the upstream request head is assembled with one `b"".join`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gateway.core.router import HOST_CACHE, PATH_CACHE, request_host, routing_path
+from gateway.worker.response import CONTINUE_100, CRLF, content_length
+from gateway.worker.table import Target
+
+if TYPE_CHECKING:
+    from gateway.worker.http import Client, HttpServer
+
+SP = b" "
+COLSP = b": "
+HEAD = b"HEAD"
+HTTP11_HOST = b" HTTP/1.1\r\nHost: "
+CL0 = b"Content-Length: 0\r\n\r\n"
+XFH = b"X-Forwarded-Host: "
+
+# request header classes, cached on the exact name bytes (no .lower() per header)
+(K_KEEP, K_DROP, K_HOST, K_XFF, K_CL, K_TE, K_EXPECT, K_UA, K_REFERER, K_AUTH, K_XF,
+ K_CONN) = range(12)
+_NAMED = {b"host": K_HOST, b"x-forwarded-for": K_XFF, b"content-length": K_CL,
+          b"transfer-encoding": K_TE, b"expect": K_EXPECT, b"user-agent": K_UA,
+          b"referer": K_REFERER, b"authorization": K_AUTH, b"x-forwarded-proto": K_XF,
+          b"x-forwarded-host": K_XF, b"x-forwarded-port": K_XF, b"connection": K_CONN}
+#: hop-by-hop headers, and the ones the gateway sets itself
+_DROPPED = frozenset((b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
+                      b"proxy-authenticate", b"proxy-authorization", b"x-real-ip"))
+_req_kind: dict[bytes, int] = {}
+
+
+def _classify(name: bytes) -> int:
+    low = name.lower()
+    kind = _NAMED.get(low)
+    if kind is None:
+        kind = K_DROP if low in _DROPPED else K_KEEP
+    if len(_req_kind) < 4096:
+        _req_kind[name] = kind
+    return kind
+
+
+class Reject(Exception):
+    """Raised from a parser callback to answer ``status`` and close the connection."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class Request:
+    """httptools protocol for one client connection, reused for each of its requests, and
+    the ctx of the request being parsed. Attributes are rebound (never mutated) per
+    request, so a detached copy (pipelining) keeps its own data.
+
+    Fields only some requests carry (from ``xff`` on in ``__slots__``) are reset only when
+    one of them was set (``rare``): fewer stores per request on the common path. ``route``
+    and ``target`` are what the router matched (``target`` None: no route → 404).
+    """
+
+    __slots__ = ("client", "method", "url", "path", "host_hdr", "host", "hdrs", "ua",
+                 "keep", "minor", "t_start", "target", "route", "sent",
+                 "up_addr", "up_status", "up_time", "up_host", "rare",
+                 "xff", "xf", "referer", "auth", "clen", "chunked", "expect", "conn",
+                 "body", "nbody")
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.method = b"-"
+        self.url = None
+        self.keep = False
+        self.minor = 1
+        self.host_hdr = None
+        self.target = None
+        self.rare = True
+        self.hdrs = []
+
+    def copy(self) -> Request:
+        """A detached copy (pipelining: the parser moves on to the next request)."""
+        twin = Request.__new__(Request)
+        for name in Request.__slots__:
+            try:
+                setattr(twin, name, getattr(self, name))
+            except AttributeError:
+                pass
+        return twin
+
+    # ---- httptools callbacks
+    def on_message_begin(self) -> None:
+        client = self.client
+        if client.active is self:
+            client.detach()
+        client.pstate = 1
+        server = client.server
+        self.t_start = now = server.now()
+        clock = server.clock
+        if now >= clock.next_tick:
+            clock.tick(now)
+        self.url = None
+        self.host_hdr = None
+        self.hdrs = []
+        self.ua = None
+        self.sent = 0
+        self.up_addr = None
+        self.up_status = 0
+        if self.rare:
+            self.rare = False
+            self.xff = self.xf = self.referer = self.auth = None
+            self.clen = self.expect = self.conn = self.body = None
+            self.chunked = False
+            self.nbody = 0
+
+    def on_url(self, url: bytes) -> None:
+        if self.url is not None:
+            url = self.url + url
+        self.url = url
+        if len(url) > self.client.server.max_line:
+            raise Reject(414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        kind = _req_kind.get(name)
+        if kind is None:
+            kind = _classify(name)
+        if kind == K_KEEP:
+            self.hdrs += (name, COLSP, value, CRLF)
+        elif kind == K_HOST:
+            if self.host_hdr is not None:
+                raise Reject(400)  # nginx: "client sent duplicate host header"
+            self.host_hdr = value
+        elif kind == K_UA:
+            self.ua = value
+            self.hdrs += (name, COLSP, value, CRLF)
+        elif kind == K_DROP:
+            return
+        else:
+            self._rare_header(kind, name, value)
+
+    def _rare_header(self, kind: int, name: bytes, value: bytes) -> None:
+        self.rare = True
+        if kind == K_CONN:
+            self.conn = value
+        elif kind == K_XFF:
+            self.xff = value if self.xff is None else self.xff + b", " + value
+        elif kind == K_CL:
+            self.clen = value
+        elif kind == K_TE:
+            self.chunked = True  # llhttp validated it; the body is re-framed
+        elif kind == K_REFERER:
+            self.referer = value
+            self.hdrs += (name, COLSP, value, CRLF)
+        elif kind == K_AUTH:
+            self.auth = value
+            self.hdrs += (name, COLSP, value, CRLF)
+        elif kind == K_EXPECT:
+            self.expect = value
+        elif kind == K_XF:
+            # APISIX forwards the client's X-Forwarded-Proto/Host/Port when present
+            if self.xf is None:
+                self.xf = {}
+            self.xf[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        client = self.client
+        server = client.server
+        parser = client.parser
+        client.pstate = 2
+        if client.head_bytes > server.max_head and self._head_size() > server.max_head:
+            raise Reject(400)  # nginx: "Request Header Or Cookie Too Large"
+        self.method = method = parser.get_method()
+        self.keep = keep = parser.should_keep_alive() and not client.no_keep
+        if keep and self.conn is None:
+            self.minor = 1  # an HTTP/1.0 request is kept alive only when it asks to be
+        else:
+            self.minor = 0 if parser.get_http_version() == "1.0" else 1
+        url = self.url or b"/"
+        q = url.find(b"?")
+        path = url if q < 0 else url[:q]
+        routed = PATH_CACHE.get(path)
+        if routed is None:
+            if path[:1] != b"/" and b"://" in path:
+                routed = self._absolute_form(path)
+            else:
+                routed = routing_path(path)
+        if not routed:
+            self.target = None
+            raise Reject(400)
+        self.path = routed
+        host_hdr = self.host_hdr
+        if host_hdr is None:
+            host = b""
+        else:
+            host = HOST_CACHE.get(host_hdr)
+            if host is None:
+                host = request_host(host_hdr)
+        self.host = host
+        self.route = route = server.table.router.match_host(method, host, routed)
+        self.target = route.data if route is not None else None
+        if self.rare:
+            self._check_body(client, server)
+
+    def _check_body(self, client: Client, server: HttpServer) -> None:
+        """Content-Length over the limit → 413 now; ``Expect: 100-continue`` → 100."""
+        if self.clen is not None:
+            limit = server.max_body
+            if limit and int(self.clen) > limit:
+                raise Reject(413)
+        if self.expect is not None and self.minor == 1 and (self.chunked or self.clen not in
+                                                             (None, b"0")):
+            if self.expect.lower() == b"100-continue" and client.active is None \
+                    and client.wbuf is None:
+                client.write(CONTINUE_100)
+
+    def _head_size(self) -> int:
+        """Size of the request head as parsed (rare path: only for large reads)."""
+        total = len(self.url or b"") + len(b"".join(self.hdrs)) + 16
+        for value in (self.host_hdr, self.xff, self.clen, self.expect):
+            if value is not None:
+                total += len(value) + 20
+        if self.xf:
+            total += sum(len(v) + 20 for v in self.xf.values())
+        return total
+
+    def _absolute_form(self, target: bytes) -> bytes:
+        """``GET http://host/path`` (absolute-form): the host comes from the URL, and the
+        upstream gets the origin-form."""
+        rest = target[target.find(b"://") + 3:]
+        slash = rest.find(b"/")
+        self.host_hdr = rest if slash < 0 else rest[:slash]
+        path = b"/" if slash < 0 else rest[slash:]
+        url = self.url or b""
+        self.url = path + url[len(target):]
+        return routing_path(path, cache=False)
+
+    def on_body(self, data: bytes) -> None:
+        self.rare = True
+        if self.body is None:
+            self.body = [data]
+        else:
+            self.body.append(data)
+        self.nbody += len(data)
+        limit = self.client.server.max_body
+        if limit and self.nbody > limit:
+            raise Reject(413)
+
+    def on_message_complete(self) -> None:
+        client = self.client
+        client.pstate = 0
+        if client.active is None and not client.queue and not client.closing:
+            client.start(self)  # the common case, without the queueing checks' call
+        else:
+            client.on_request(self)
+
+    # ---- upstream side
+    def upstream_request(self, target: Target, node: Any) -> bytes:
+        """The request for the upstream, in one join: request line, Host, the client's
+        end-to-end headers, X-Real-IP/X-Forwarded-*, body re-framed with Content-Length."""
+        client = self.client
+        up = target.upstream
+        if up.pass_host == "pass":
+            host = self.host_hdr or node.host_header
+        elif up.pass_host == "node":
+            host = node.host_header
+        else:
+            host = up.host_header
+        self.up_host = host
+        parts = [self.method, SP, self.url or b"/", HTTP11_HOST, host, CRLF]
+        parts += self.hdrs
+        if not self.rare:
+            # X-Real-IP, X-Forwarded-*: one block per connection and Host value
+            if self.host_hdr == client.fwd_key:
+                parts.append(client.fwd_block)
+            else:
+                parts.append(client.forward_block(self))
+        else:
+            if self.xff is None:
+                parts.append(client.fwd)
+            else:
+                parts += (client.xri, b"X-Forwarded-For: ", self.xff, b", ", client.remote,
+                          CRLF)
+            if self.xf is None:
+                if self.host:
+                    parts += (XFH, self.host, CRLF)
+                parts.append(client.fwd_tail)
+            else:
+                self._forwarded(parts)
+        body = self.body
+        if body is not None:
+            data = body[0] if len(body) == 1 else b"".join(body)
+            parts += (content_length(len(data)), CRLF, data)
+        elif self.clen is not None or self.chunked:
+            parts.append(CL0)
+        else:
+            parts.append(CRLF)
+        return b"".join(parts)
+
+    def _forwarded(self, parts: list[bytes]) -> None:
+        xf = self.xf
+        client = self.client
+        parts += (b"X-Forwarded-Proto: ", xf.get(b"x-forwarded-proto", b"http"), CRLF)
+        host = xf.get(b"x-forwarded-host", self.host)
+        if host:
+            parts += (XFH, host, CRLF)
+        parts += (b"X-Forwarded-Port: ", xf.get(b"x-forwarded-port", client.port), CRLF)
