@@ -43,6 +43,15 @@ SECRET_HEADERS = frozenset((b"authorization", b"proxy-authorization", b"cookie",
                             b"apikey", b"x-api-key"))
 
 
+def open_append(path: str) -> int:
+    """An O_APPEND fd on `path` (directories created): every write lands whole at the end,
+    whichever process of the gateway makes it."""
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
 class NginxFormatter(logging.Formatter):
     """`2026/11/23 23:55:01 [warn] 123#0: message` (the timestamp is cached per second)."""
 
@@ -71,10 +80,7 @@ class ReopenableFileHandler(logging.Handler):
 
     def reopen(self) -> None:
         old = self.fd
-        d = os.path.dirname(self.path)
-        if d:
-            os.makedirs(d, exist_ok=True)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fd = open_append(self.path)
         if old >= 0:
             os.close(old)
 
@@ -114,10 +120,7 @@ class AccessLog:
             return
         self.flush()
         old = self.fd
-        d = os.path.dirname(self.path)
-        if d:
-            os.makedirs(d, exist_ok=True)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fd = open_append(self.path)
         if old >= 0:
             os.close(old)
 

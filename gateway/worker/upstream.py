@@ -367,15 +367,8 @@ class UpConn:
 
     def _whole(self) -> bytes:
         """The complete response in one buffer (it arrived within one read)."""
-        pool = self.pool
         code = self.code
-        cached = _status_by_code.get(code)
-        reason = self.reason
-        line = cached[1] if cached is not None and cached[0] == reason else _status(code, reason)
-        parts = [line, pool.server_line, pool.clock.date_line]
-        parts += self.hdrs
-        if code >= 500 or pool.show_status:
-            parts.append(b"X-APISIX-Upstream-Status: %d\r\n" % code)
+        parts = self._head()
         if self.head_req or code == 204 or code == 304:
             if self.clen is not None and code != 204:
                 parts += (b"Content-Length: ", self.clen, CRLF)
