@@ -47,6 +47,11 @@ class GatewayApp(BaseApplication):
         self.do_load_config()
         return conf
 
+    def restore(self, conf: dict) -> None:
+        """Go back to a previous, known-good configuration (a reload that failed)."""
+        self.conf = conf
+        self.do_load_config()
+
     def load(self):  # pragma: no cover - gunicorn's WSGI loading is never used
         raise RuntimeError("the gateway loads no WSGI application")
 

@@ -216,35 +216,54 @@ class Master(Arbiter):
 
     # ------------------------------------------------------------------ reload
     def reload(self) -> None:
+        """HUP: nothing of the running gateway changes until new workers serve the new config.
+
+        A config.yaml that does not validate, listeners that cannot be opened, or new workers
+        that fail to boot all leave the old workers, listeners and settings in place.
+        """
+        old_conf = self.app.conf
         try:
             conf = self.app.reload_conf()
-        except ConfigError as exc:
+        except (ConfigError, SystemExit) as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
-        except SystemExit:
-            log.error("reload failed, keeping the running configuration")
-            return
-        logmod.setup(config.resolve_path(self.app.prefix, conf["nginx_config"]["error_log"]),
-                     conf["nginx_config"]["error_log_level"])
-        self.timeout = self.cfg.timeout
+        old_listeners = self.LISTENERS
         new_addresses = config.listen_addresses(conf)
-        old_addresses = [lnr.cfg_addr for lnr in self.LISTENERS]
-        if [tuple(a[:2]) for a in old_addresses] != new_addresses:
+        if [tuple(lnr.cfg_addr[:2]) for lnr in old_listeners] != new_addresses:
             try:
-                fresh = listeners.open_all(new_addresses, self.cfg, self.log)
+                self.LISTENERS = listeners.open_all(new_addresses, self.cfg, self.log)
             except listeners.ListenError as exc:
-                log.error("reload: %s; keeping the old listeners", exc)
-            else:
+                self.app.restore(old_conf)
+                log.error("reload failed, keeping the running configuration: %s", exc)
+                return
+        old = list(self.WORKERS)
+        new = [self.spawn_worker() for _ in range(self.cfg.workers)]
+        try:
+            ready = self.wait_ready(new, WORKER_READY_TIMEOUT)
+            reason = "new workers did not start serving in time"
+        except HaltServer as exc:
+            ready, reason = False, exc.reason
+        if not ready:
+            log.error("reload failed, keeping the running configuration: %s", reason)
+            for pid in new:
+                if pid in self.WORKERS:
+                    self.retiring[pid] = (self.WORKERS.pop(pid), time.monotonic() + FAST_STOP_TIMEOUT)
+                    self.kill_worker(pid, signal.SIGTERM)
+            if self.LISTENERS is not old_listeners:
                 for lnr in self.LISTENERS:
                     lnr.close()
-                self.LISTENERS = fresh
+                self.LISTENERS = old_listeners
+            self.app.restore(old_conf)
+            return
+        if self.LISTENERS is not old_listeners:
+            for lnr in old_listeners:
+                lnr.close()
+        self.num_workers = self.cfg.workers
+        self.timeout = self.cfg.timeout
+        logmod.setup(config.resolve_path(self.app.prefix, conf["nginx_config"]["error_log"]),
+                     conf["nginx_config"]["error_log_level"])
         if self.source is not None:
             self.source.load_now()
-        old = list(self.WORKERS)
-        self.num_workers = self.cfg.workers
-        new = [self.spawn_worker() for _ in range(self.num_workers)]
-        if not self.wait_ready(new, WORKER_READY_TIMEOUT):
-            log.error("reload: new workers did not become ready; retiring the old ones anyway")
         self.retire(old)
         log.info("reload done: %d new workers", len(new))
 

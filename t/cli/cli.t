@@ -196,8 +196,9 @@ hello world
 --- exec
 cp conf/config.yaml conf/good.yaml
 printf 'apisix:\n  node_listen: "nope"\n' > conf/config.yaml
+offset=$(stat -c %s logs/error.log)
 kill -HUP "$(cat logs/gateway.pid)"
-for i in $(seq 100); do grep -q "reload failed" logs/error.log && break; sleep 0.05; done
+for i in $(seq 200); do tail -c +$((offset + 1)) logs/error.log | grep -q "reload failed" && break; sleep 0.05; done
 cp conf/good.yaml conf/config.yaml
 --- error_log
 reload failed, keeping the running configuration: apisix.node_listen
@@ -250,3 +251,46 @@ start: 1
 no pid file
 --- error_log
 cannot open the access log /proc/no-such-dir/access.log
+
+
+
+=== TEST 20: serving again
+--- yaml_config
+apisix:
+  node_listen: 1984
+deployment:
+  role: data_plane
+  role_data_plane:
+    config_provider: yaml
+--- request
+GET /hello
+--- response_body
+hello world
+
+
+
+=== TEST 21: a reload whose new workers cannot boot keeps the running workers and config
+--- exec
+cp conf/config.yaml conf/good.yaml
+before=$(pgrep -P "$(cat logs/gateway.pid)" | sort | tr '\n' ' ')
+printf 'apisix:\n  node_listen: 1984\ndeployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: yaml\nnginx_config:\n  http:\n    access_log: /proc/no-such-dir/access.log\n' > conf/config.yaml
+offset=$(stat -c %s logs/error.log)
+kill -HUP "$(cat logs/gateway.pid)"
+for i in $(seq 200); do tail -c +$((offset + 1)) logs/error.log | grep -q "reload failed" && break; sleep 0.05; done
+cp conf/good.yaml conf/config.yaml
+for i in $(seq 200); do test "$(pgrep -P "$(cat logs/gateway.pid)" | sort | tr '\n' ' ')" = "$before" && break; sleep 0.05; done
+test "$(pgrep -P "$(cat logs/gateway.pid)" | sort | tr '\n' ' ')" = "$before" && echo "same workers"
+curl -s http://127.0.0.1:1984/hello
+--- response_body
+same workers
+hello world
+--- error_log
+reload failed, keeping the running configuration: a worker failed to boot
+
+
+
+=== TEST 22: a later good reload still works
+--- exec
+$GATEWAY reload -p $PREFIX && echo reloaded
+--- response_body
+reloaded
