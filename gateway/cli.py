@@ -25,6 +25,12 @@ DEFAULT_PREFIX = str(Path(__file__).resolve().parent.parent)
 START_TIMEOUT = 60.0
 #: how long `stop` waits for a fast stop to finish
 STOP_TIMEOUT = 30.0
+#: oldest etcd server `init_etcd` accepts (APISIX's requirement too)
+ETCD_MIN_VERSION = (3, 4, 0)
+#: directory keys `init_etcd` writes under the prefix (each holds the value `init_dir`)
+ETCD_DIRS = ("routes", "upstreams", "services", "plugins", "ssls", "stream_routes",
+             "plugin_metadata", "consumers", "global_rules", "protos", "plugin_configs",
+             "consumer_groups", "secrets")
 
 
 class CliError(Exception):
@@ -109,6 +115,7 @@ def cmd_test(args) -> None:
 
 
 def cmd_init_etcd(args) -> None:
+    """Check every endpoint's version, then write the `init_dir` directory keys (as APISIX)."""
     try:
         conf = load_conf(args)
     except ConfigError as exc:
@@ -116,7 +123,48 @@ def cmd_init_etcd(args) -> None:
     if config.config_provider(conf) != "etcd":
         raise CliError("etcd is not configured: deployment.role %s uses the %s config provider"
                        % (conf["deployment"]["role"], config.config_provider(conf)))
-    raise CliError("init_etcd: the etcd config source is not available in this version")
+
+    from gateway.master.etcd_client import (
+        EtcdClient,
+        EtcdError,
+        cmp_create_revision,
+        op_put,
+        safe_endpoint,
+        version_tuple,
+    )
+    from gateway.master.etcd_source import PLACEHOLDER, normalize_prefix
+
+    client = EtcdClient.from_conf(conf)
+    healthy = []
+    tries = max(1, int(conf["deployment"]["etcd"].get("startup_retry") or 1))
+    for host in client.hosts:
+        for attempt in range(1, tries + 1):
+            try:
+                server = str(client.version(host).get("etcdserver") or "")
+                break
+            except EtcdError as exc:
+                print("gateway: warning: etcd endpoint %s (try %d of %d): %s"
+                      % (safe_endpoint(host), attempt, tries, exc), file=sys.stderr)
+        else:
+            continue
+        if version_tuple(server) < ETCD_MIN_VERSION:
+            raise CliError("etcd endpoint %s runs etcd %s; at least %s is required"
+                           % (safe_endpoint(host), server or "(unknown)",
+                              ".".join(map(str, ETCD_MIN_VERSION))))
+        healthy.append(host)
+    if len(healthy) * 2 <= len(client.hosts):
+        raise CliError("init_etcd: only %d of %d etcd endpoints are healthy"
+                       % (len(healthy), len(client.hosts)))
+    prefix = normalize_prefix(conf["deployment"]["etcd"]["prefix"])
+    try:
+        for name in ETCD_DIRS:
+            # written only where missing: a restart must not bump revisions or wake watchers
+            key = "%s/%s/" % (prefix, name)
+            client.txn([cmp_create_revision(key, 0)], [op_put(key, PLACEHOLDER)])
+    except EtcdError as exc:
+        raise CliError("init_etcd: %s" % exc) from None
+    finally:
+        client.close()
 
 
 def cmd_start(args) -> None:

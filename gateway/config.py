@@ -344,7 +344,7 @@ _OPTIONAL_STRINGS = ("apisix.server_version", "apisix.ssl.fallback_sni",
                      "deployment.admin.admin_api_mtls.admin_ssl_ca_cert",
                      "deployment.etcd.user", "deployment.etcd.password",
                      "deployment.etcd.tls.cert", "deployment.etcd.tls.key",
-                     "deployment.etcd.tls.sni")
+                     "deployment.etcd.tls.sni", "deployment.etcd.snapshot_file")
 
 #: Keys whose default is null or whose type is a union; a rule checks its whole subtree.
 _RULES: dict[str, Rule] = {

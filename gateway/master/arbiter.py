@@ -15,7 +15,7 @@ expect nginx's, since `apisix stop`/`quit` send TERM/QUIT:
   TTIN/TTOU  one worker more / less
 
 Besides the worker lifecycle the master owns the config plane: the snapshot, the config source
-(standalone YAML file now; etcd later) and the ZeroMQ fan-out. It never serves traffic.
+(the standalone YAML file or the etcd watch) and the ZeroMQ fan-out. It never serves traffic.
 Signal handlers only enqueue; the main loop below handles one signal at a time.
 """
 
@@ -40,6 +40,8 @@ from gateway.core import log as logmod
 from gateway.core.log import NOTICE, log
 from gateway.master import listeners
 from gateway.master.app import GatewayApp
+from gateway.master.etcd_client import EtcdClient
+from gateway.master.etcd_source import EtcdSource
 from gateway.master.fanout import Fanout
 from gateway.master.snapshot import Snapshot
 from gateway.master.yaml_source import YamlSource
@@ -58,7 +60,7 @@ class Master(Arbiter):
         self.retiring: dict[int, tuple[object, float]] = {}   # pid -> (worker, kill deadline)
         self.snapshot = Snapshot()
         self.fanout: Fanout | None = None
-        self.source: YamlSource | None = None
+        self.source: YamlSource | EtcdSource | None = None
         self.ready_pids: set[int] = set()
         self.ready_cond = threading.Condition()
         super().__init__(app)
@@ -96,13 +98,27 @@ class Master(Arbiter):
             self.source = YamlSource(path, self.on_objects)
             self.source.load_now()
             self.source.start()
+        elif provider == "etcd":
+            etcd = self.conf["deployment"]["etcd"]
+            persist = etcd.get("snapshot_file")
+            self.source = EtcdSource(
+                EtcdClient.from_conf(self.conf), etcd["prefix"], self.on_objects,
+                self.on_changes, config.resolve_path(self.app.prefix, persist) if persist else None)
+            self.source.load_now()
+            self.source.start()
         else:
             log.warning("config provider %r is not available yet; serving an empty config",
                         provider)
 
-    def on_objects(self, objects: dict) -> None:
+    def on_objects(self, objects: dict, rev: int | None = None) -> None:
+        """A config source's whole new config (at etcd revision `rev`, when it has one)."""
         assert self.fanout is not None
-        self.fanout.publish(self.snapshot.replace(objects))
+        self.fanout.publish(self.snapshot.replace(objects, rev))
+
+    def on_changes(self, changes: list, rev: int) -> None:
+        """A config source's individual puts/deletes at etcd revision `rev`."""
+        assert self.fanout is not None
+        self.fanout.publish(self.snapshot.apply(changes, rev))
 
     def worker_ready(self, pid: int) -> None:
         with self.ready_cond:

@@ -1,6 +1,6 @@
 """The master's config snapshot: every config object by etcd-style key, versioned.
 
-A config source (the standalone YAML file now, the etcd watch later) hands the snapshot either
+A config source (the standalone YAML file, the etcd watch) hands the snapshot either
 a whole new set of objects (`replace`) or individual changes with their revision (`apply`);
 both return the `Delta` to publish, or None when nothing changed. Objects are stored packed
 (msgpack), the form workers receive, so a delta is computed by comparing bytes and the full
