@@ -7,9 +7,13 @@ APISIX's field names and `additionalProperties: false`; the Admin API issue comp
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jsonschema
+
+from gateway.core.conditions import compile_remote_addrs, validate_filter_func
+from gateway.core.vars import validate_vars
 
 _ID = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 64,
                   "pattern": r"^[a-zA-Z0-9-_.]+$"},
@@ -118,7 +122,7 @@ def check(kind: str, obj: Any) -> str | None:
         return None if isinstance(obj, dict) else "invalid %s: expected an object" % kind
     error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
     if error is None:
-        return None
+        return _semantic(kind, obj)
     where = "".join("[%d]" % p if isinstance(p, int) else ".%s" % p for p in error.absolute_path)
     field = where.lstrip(".")
     if error.validator == "additionalProperties":
@@ -126,3 +130,48 @@ def check(kind: str, obj: Any) -> str | None:
         return "additional properties forbidden, found %s" % ", ".join(extra)
     return ('property "%s" validation failed: %s' % (field, error.message) if field
             else error.message)
+
+
+_CHASH_VARS_KEY = re.compile(r"^((uri|server_name|server_addr|request_uri|remote_port"
+                             r"|remote_addr|query_string|host|hostname|mqtt_client_id)"
+                             r"|arg_[0-9a-zA-z_-]+)$")
+_CHASH_NAME_KEY = re.compile(r"^[a-zA-Z0-9-_]+$")
+
+
+def _semantic(kind: str, obj: Any) -> str | None:
+    """Checks JSON Schema cannot express: the route's compiled conditions (a bad ``vars``
+    expression or ``filter_func`` is refused here, never found at request time) and the
+    chash key rules."""
+    if kind == "routes":
+        if obj.get("vars") is not None:
+            reason = validate_vars(obj["vars"])
+            if reason:
+                return 'failed to validate the \'vars\' expression: %s' % reason
+        if obj.get("filter_func") is not None:
+            reason = validate_filter_func(obj["filter_func"])
+            if reason:
+                return 'property "filter_func" validation failed: %s' % reason
+        addrs = obj.get("remote_addrs")
+        if addrs is None and obj.get("remote_addr") is not None:
+            addrs = [obj["remote_addr"]]
+        if addrs is not None:
+            try:
+                compile_remote_addrs(addrs)
+            except ValueError as e:
+                return 'property "remote_addrs" validation failed: %s' % e
+        if isinstance(obj.get("upstream"), dict):
+            return _semantic("upstreams", obj["upstream"])
+    elif kind in ("upstreams", "services"):
+        up = obj if kind == "upstreams" else obj.get("upstream")
+        if isinstance(up, dict) and up.get("type") == "chash":
+            hash_on = up.get("hash_on") or "vars"
+            key = up.get("key")
+            if hash_on != "consumer" and not key:
+                return "missing key"
+            if hash_on == "vars" and not _CHASH_VARS_KEY.match(key):
+                return "invalid configuration: %s" % (
+                    'property "key" validation failed: failed to match pattern')
+            if hash_on in ("header", "cookie") and not _CHASH_NAME_KEY.match(key):
+                return "invalid configuration: %s" % (
+                    'property "key" validation failed: failed to match pattern')
+    return None

@@ -18,29 +18,36 @@ Every callback is wrapped: an unexpected exception is logged and closes only its
 (with a 500 when nothing was sent yet). A malformed request gets 400, an oversized request
 line 414, oversized headers 400 (nginx's "Request Header Or Cookie Too Large"), an oversized
 body 413; each then closes the connection after a short lingering read, as nginx does.
+
+A request body that is not complete in the read that carried its head is streamed: the
+head (and the body so far) goes upstream as soon as the request is routed, then each piece
+as it is parsed, with the client's read watcher stopped while the upstream has not taken
+the previous one (bounded memory). Behind a request in flight, such a request waits with
+reading stopped. ``client_max_body_size`` is enforced up front (Content-Length) and while
+streaming (the upstream exchange is dropped and 413 answered if no response byte went out).
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from collections import deque
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
-import gevent
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
-from gateway.core.log import AccessLog, log
-from gateway.worker.request import HEAD, XFH, Reject, Request
-from gateway.worker.response import CRLF, NOT_FOUND_ROUTE, Clock, Responses, access_line
-from gateway.worker.table import Table, duration, setting, size
-from gateway.worker.upstream import UpstreamPool
+from gateway.core.log import log
+from gateway.worker.request import HEAD, STREAM_OPEN, STREAM_WANTED, XFH, Reject, Request
+from gateway.worker.response import CRLF, NOT_FOUND_ROUTE, access_line
+from gateway.worker.tunnel import Tunnel
+
+if TYPE_CHECKING:
+    from gateway.worker.server import HttpServer, _Listener
 
 RECV_SIZE = 65536
-ACCEPTS_PER_WAKEUP = 64
 #: pipelined requests queued per connection before we stop reading from it
 PIPELINE_LIMIT = 32
+#: during a graceful stop, how long a new connection may take to send its first request
+DRAIN_GRACE = 2.0
 #: how long a connection is drained after an error response before it is closed
 LINGER_SECONDS = 5.0
 
@@ -52,7 +59,8 @@ class Client:
                  "fwd_key", "fwd_block",
                  "parser", "req", "pstate", "head_bytes", "active", "queue", "wbuf",
                  "t_write", "t_read", "t_mark", "closing", "closed", "lingering", "up",
-                 "paused_up", "nreq", "no_keep", "read_paused", "pending_error")
+                 "paused_up", "nreq", "no_keep", "read_paused", "pending_error", "body_wait",
+                 "trusted", "tunnel", "early")
 
     def __init__(self, server: HttpServer, sock: socket.socket, remote: bytes,
                  listener: _Listener):
@@ -82,6 +90,10 @@ class Client:
         self.no_keep = server.draining
         self.read_paused = False
         self.pending_error = 0
+        self.body_wait = False   # reading paused: the upstream has not taken the body yet
+        self.trusted = server.trusted(remote)  # keep its X-Forwarded-* (trusted_addresses)
+        self.tunnel: Tunnel | None = None   # after a 101: the byte pipe owns the watchers
+        self.early = b""   # bytes after an Upgrade request's head, for the tunnel
         fd = sock.fileno()
         loop = server.loop
         self.rw = loop.io(fd, 1)
@@ -115,6 +127,8 @@ class Client:
             pstate = self.pstate
             if pstate == 2:
                 self.t_read = self.server.now()
+                if self.req.stream == STREAM_WANTED:
+                    self.start_stream()
             elif pstate == 1 and self.head_bytes > self.server.max_head + RECV_SIZE:
                 self.reject(400)  # an unfinished head this large is over the limit anyway
         except Exception:  # noqa: BLE001 - one connection's bug must not kill the worker
@@ -129,17 +143,26 @@ class Client:
     def parse_failed(self, e: Exception, data: bytes) -> None:
         """The parser stopped: an Upgrade request, our Reject, bad bytes, or a bug."""
         if isinstance(e, HttpParserUpgrade):
-            # Upgrade (WebSocket) is not proxied yet: the request went out as plain HTTP
-            # without the hop-by-hop Upgrade header; go on parsing what follows it
             offset = e.args[0] if e.args else len(data)
+            active = self.active
+            if active is not None and active.upgrade is not None and self.up is not None:
+                # an Upgrade on its way to the upstream: what follows is no longer HTTP;
+                # keep it for the tunnel and read no more until the upstream answered
+                self.early = data[offset:]
+                if not self.read_paused:
+                    self.read_paused = True
+                    self.rw.stop()
+                return
+            # no tunnel (the route has no enable_websocket): the request went out as plain
+            # HTTP without the hop-by-hop Upgrade header; go on parsing what follows it
             if offset < len(data) and not self.closed:
                 self.feed(data[offset:])
             return
         cause = e.__context__
         if isinstance(cause, Reject):
             self.reject(cause.status)
-        elif cause is None or isinstance(cause, HttpParserError):
-            self.reject(400)
+        elif cause is None or isinstance(cause, (HttpParserError, HttpParserUpgrade)):
+            self.reject(400)  # (after an Upgrade, the bytes that follow it did not parse)
         elif self.active is not None and self.active is not self.req:
             # our bug, in a request pipelined behind one in flight: that one is answered
             # first, then this one gets the 500
@@ -148,6 +171,30 @@ class Client:
             self.reject(500)
         else:
             raise cause from None  # → crashed()
+
+    def start_stream(self) -> None:
+        """The body did not come with the head: send the head (and what body there is)
+        upstream now and stream the rest, or, behind a request in flight, stop reading
+        until it is answered (a queued body would be unbounded memory)."""
+        req = self.req
+        if self.active is None and not self.queue and not self.closing:
+            req.stream = STREAM_OPEN
+            self.start(req)
+        elif not self.read_paused:
+            self.read_paused = True
+            self.rw.stop()
+
+    def hold_body(self) -> None:
+        """Back-pressure towards the client: the upstream's send buffer is full."""
+        if not self.body_wait:
+            self.body_wait = True
+            self.rw.stop()
+
+    def release_body(self) -> None:
+        if self.body_wait:
+            self.body_wait = False
+            if not self.read_paused and not self.closing and not self.closed:
+                self.rw.start(self.on_readable)
 
     def on_request(self, req: Request) -> None:
         """A complete request: start it now, or queue it behind the one in flight."""
@@ -234,8 +281,16 @@ class Client:
             nxt = queue.popleft()
             if self.read_paused and len(queue) < PIPELINE_LIMIT // 2:
                 self.read_paused = False
-                self.rw.start(self.on_readable)
+                if not self.body_wait:
+                    self.rw.start(self.on_readable)
             self.start(nxt)
+        elif self.pstate == 2 and self.req.stream == STREAM_WANTED:
+            # a body request waited behind this one: its turn, and read its body again
+            if self.read_paused:
+                self.read_paused = False
+                if not self.body_wait:
+                    self.rw.start(self.on_readable)
+            self.start_stream()
 
     def log_access(self, req: Request, status: int, now: float) -> None:
         try:
@@ -247,6 +302,18 @@ class Client:
         """Bad request bytes: answer ``status`` after what is in flight, then close."""
         if self.closing or self.closed:
             return
+        active = self.active
+        if active is not None and active.stream == STREAM_OPEN:
+            # the body being streamed went over a limit: drop the upstream exchange and
+            # answer, unless its response already started (then only closing is left)
+            up = self.up
+            if up is not None and up.req is active:
+                if up.sent_head:
+                    self.abort()
+                    return
+                self.paused_up = None
+                up.close()
+            self.active = None
         if self.active is not None:
             self.pending_error = status
             self.queue = None
@@ -410,10 +477,27 @@ class Client:
         self.server.forget(self)
 
     def drain(self) -> None:
-        """Graceful stop: close now if idle between requests, else after this response."""
+        """Graceful stop: close now if idle between requests, else after this response.
+
+        A connection is only idle when no request bytes are waiting: closing a socket with
+        unread data resets it and loses a request the client already sent (the QUIT may be
+        handled in the same loop pass as that data's readiness). A connection that has not
+        sent its first request yet gets `DRAIN_GRACE` to do so (its bytes may be on the wire).
+        """
         self.no_keep = True
         if self.active is None and self.pstate == 0 and self.wbuf is None:
-            self.close()
+            if self.nreq == 0:
+                return                  # check() closes it after DRAIN_GRACE if still silent
+            try:
+                pending = self.sock.recv(1, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                pending = None
+            except OSError:
+                pending = b""
+            if pending:
+                self.on_readable()      # serve it; no_keep closes the connection afterwards
+            else:
+                self.close()
         elif self.active is not None:
             self.active.keep = False
             up = self.up
@@ -423,6 +507,9 @@ class Client:
     def check(self, now: float) -> None:
         """Deadlines, called once a second by the sweep."""
         server = self.server
+        if self.tunnel is not None:
+            self.tunnel.check(now)
+            return
         if self.wbuf is not None:
             if now - self.t_write > server.send_timeout:
                 self.abort()  # nginx: client timed out while sending; just close
@@ -432,6 +519,10 @@ class Client:
                 self.close()
             return
         if self.active is not None:
+            if self.pstate == 2 and not self.body_wait and self.active.stream == STREAM_OPEN \
+                    and now - self.t_read > server.body_timeout:
+                self.abort()  # a streamed body stalled: the upstream got part of it
+                return
             if self.up is not None:
                 self.up.check(now)
             return
@@ -442,178 +533,6 @@ class Client:
             if now - self.req.t_start > server.header_timeout:
                 self.abort()  # nginx closes without a response
         elif now - self.t_mark > (server.keepalive_timeout if self.nreq
+                                  else DRAIN_GRACE if server.draining
                                   else server.header_timeout):
             self.close()
-
-
-# ---------------------------------------------------------------------- server
-class _Listener:
-    __slots__ = ("sock", "port", "fwd_tail", "watcher")
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        name = sock.getsockname()
-        self.port = b"%d" % name[1] if isinstance(name, tuple) else b"80"
-        self.fwd_tail = b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: " + self.port + CRLF
-        self.watcher = None
-
-
-class HttpServer:
-    """Serves HTTP on inherited listening sockets from the current gevent hub's loop.
-
-    The worker creates it, assigns :attr:`table` whenever a new config snapshot is compiled
-    (a request keeps the table it was routed with), calls :meth:`start`, calls
-    :meth:`sweep` from a 1 s loop timer, and :meth:`stop_accepting` + :meth:`close_idle`
-    on a graceful stop (then :meth:`close_all` when the grace period ends).
-    """
-
-    def __init__(self, listeners: Iterable[Any], conf: dict[str, Any],
-                 access_log: AccessLog | None):
-        self.conf = conf
-        self.access_log = access_log
-        self.table: Table = Table.empty()
-        hub = gevent.get_hub()
-        self.loop = hub.loop
-        self.now = self.loop.now
-        self.clock = Clock()
-        self.responses = Responses(conf, self.clock)
-        http = ("nginx_config", "http")
-        self.keepalive_timeout = duration(setting(conf, *http, "keepalive_timeout"), 60.0)
-        self.header_timeout = duration(setting(conf, *http, "client_header_timeout"), 60.0)
-        self.body_timeout = duration(setting(conf, *http, "client_body_timeout"), 60.0)
-        self.send_timeout = duration(setting(conf, *http, "send_timeout"), 10.0)
-        self.max_body = size(setting(conf, *http, "client_max_body_size"), 0)
-        self.max_line, self.max_head = _header_limits(
-            setting(conf, *http, "large_client_header_buffers"))
-        self.max_connections = int(setting(conf, "nginx_config", "event", "worker_connections",
-                                           default=10620))
-        self.pool = UpstreamPool(self.loop, self.responses, bool(
-            setting(conf, "apisix", "show_upstream_status_in_response_header",
-                    default=False)))
-        self.clients: set[Client] = set()
-        self.listeners = [_Listener(_raw_listener(s)) for s in listeners]
-        self.accepting = False   # accept watchers running
-        self.stopped = False     # stop_accepting() was called: never resume
-        self.draining = False
-
-    # ---- lifecycle
-    def start(self) -> None:
-        for lst in self.listeners:
-            lst.watcher = self.loop.io(lst.sock.fileno(), 1)
-        self._resume_accept()
-
-    def stop_accepting(self) -> None:
-        self.stopped = True
-        self._pause_accept()
-
-    @property
-    def connections(self) -> int:
-        return len(self.clients)
-
-    def close_idle(self) -> None:
-        """Graceful drain: idle keep-alive connections close now, busy ones after their
-        current response (which carries ``Connection: close`` when not yet started)."""
-        self.draining = True
-        for client in list(self.clients):
-            client.drain()
-        self.pool.close_idle()
-
-    def close_all(self) -> None:
-        """Fast stop: drop every connection (in-flight requests are logged as 499) and
-        close our copies of the listening sockets."""
-        self.stop_accepting()
-        for lst in self.listeners:
-            lst.sock.close()
-        for client in list(self.clients):
-            client.abort()
-        self.pool.close_all()
-        if self.access_log is not None:
-            self.access_log.flush()
-
-    def sweep(self, now: float | None = None) -> None:
-        """Per-connection deadlines; call about once a second (a loop timer).
-
-        Deadlines are stamped with the loop's cached clock (``loop.now()``, free on the
-        hot path), so they are compared against that clock too: ``now`` is accepted for
-        the timer's convenience but not used (a ``time.monotonic()`` value would not be
-        comparable).
-        """
-        now = self.now()
-        self.clock.tick(now)
-        for client in list(self.clients):
-            if not client.closed:
-                try:
-                    client.check(now)
-                except Exception:  # noqa: BLE001
-                    client.crashed()
-        self.pool.sweep(now)
-
-    # ---- accepting
-    def _resume_accept(self) -> None:
-        if self.accepting or self.stopped:
-            return
-        self.accepting = True
-        for lst in self.listeners:
-            lst.watcher.start(self._on_accept, lst)
-
-    def _pause_accept(self) -> None:
-        if not self.accepting:
-            return
-        self.accepting = False
-        for lst in self.listeners:
-            if lst.watcher is not None:
-                lst.watcher.stop()
-
-    def _on_accept(self, lst: _Listener) -> None:
-        sock = lst.sock
-        clients = self.clients
-        for _ in range(ACCEPTS_PER_WAKEUP):
-            if len(clients) >= self.max_connections:
-                log.warning("%d worker_connections are not enough", self.max_connections)
-                self._pause_accept()
-                return
-            try:
-                conn, addr = sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:  # EMFILE, ECONNABORTED...: try again on the next wakeup
-                log.error("accept() failed: %s", e)
-                return
-            try:
-                conn.setblocking(False)
-                if conn.family != socket.AF_UNIX:
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                remote = addr[0].encode() if isinstance(addr, tuple) else b"unix:"
-                clients.add(Client(self, conn, remote, lst))
-            except Exception:  # noqa: BLE001
-                log.exception("failed to set up an accepted connection")
-                conn.close()
-
-    def forget(self, client: Client) -> None:
-        self.clients.discard(client)
-        if not self.accepting and not self.stopped \
-                and len(self.clients) < self.max_connections:
-            self._resume_accept()
-
-
-def _raw_listener(listener: Any) -> socket.socket:
-    """A plain non-blocking stdlib socket on a dup of the listener's fd, whatever wrapper
-    the worker holds (gunicorn's TCPSocket, a gevent socket): accept must not go through
-    gevent's cooperative socket layer, and closing ours must not close the worker's."""
-    sock = socket.socket(fileno=os.dup(listener.fileno()))
-    sock.setblocking(False)
-    return sock
-
-
-def _header_limits(value: Any) -> tuple[int, int]:
-    """nginx ``large_client_header_buffers N SIZE`` → (request line limit, head limit);
-    4 × 8k when unset or unreadable, as nginx."""
-    number, each = 4, 8192
-    if value is not None:
-        parts = str(value).split()
-        if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) > 0:
-            try:
-                number, each = int(parts[0]), size(parts[1], 8192)
-            except Exception:  # noqa: BLE001 - the loader validates it; keep nginx's default
-                log.error("invalid large_client_header_buffers %r, using 4 8k", value)
-    return each, number * each

@@ -15,24 +15,29 @@ from gateway.worker.response import CONTINUE_100, CRLF, content_length
 from gateway.worker.table import Target
 
 if TYPE_CHECKING:
-    from gateway.worker.http import Client, HttpServer
+    from gateway.worker.http import Client
+    from gateway.worker.server import HttpServer
 
 SP = b" "
 COLSP = b": "
 HEAD = b"HEAD"
 HTTP11_HOST = b" HTTP/1.1\r\nHost: "
 CL0 = b"Content-Length: 0\r\n\r\n"
+TE_CHUNKED_END = b"Transfer-Encoding: chunked\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
 XFH = b"X-Forwarded-Host: "
+UPGRADE_CONN = b"\r\nConnection: upgrade\r\n"
 
 # request header classes, cached on the exact name bytes (no .lower() per header)
 (K_KEEP, K_DROP, K_HOST, K_XFF, K_CL, K_TE, K_EXPECT, K_UA, K_REFERER, K_AUTH, K_XF,
- K_CONN) = range(12)
+ K_CONN, K_UPGRADE) = range(13)
 _NAMED = {b"host": K_HOST, b"x-forwarded-for": K_XFF, b"content-length": K_CL,
           b"transfer-encoding": K_TE, b"expect": K_EXPECT, b"user-agent": K_UA,
           b"referer": K_REFERER, b"authorization": K_AUTH, b"x-forwarded-proto": K_XF,
-          b"x-forwarded-host": K_XF, b"x-forwarded-port": K_XF, b"connection": K_CONN}
+          b"x-forwarded-host": K_XF, b"x-forwarded-port": K_XF, b"connection": K_CONN,
+          b"upgrade": K_UPGRADE}
 #: hop-by-hop headers, and the ones the gateway sets itself
-_DROPPED = frozenset((b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
+_DROPPED = frozenset((b"keep-alive", b"proxy-connection", b"te", b"trailer",
                       b"proxy-authenticate", b"proxy-authorization", b"x-real-ip"))
 _req_kind: dict[bytes, int] = {}
 
@@ -45,6 +50,13 @@ def _classify(name: bytes) -> int:
     if len(_req_kind) < 4096:
         _req_kind[name] = kind
     return kind
+
+
+#: ``Request.stream``: 0 no streaming (no body, or all of it arrived with the head);
+#: WANTED the body is incomplete after the head's read, the client starts the upstream
+#: exchange as soon as it can; OPEN the head went out, body pieces follow as they arrive;
+#: ENDED the whole body went out
+STREAM_WANTED, STREAM_OPEN, STREAM_ENDED = 1, 2, 3
 
 
 class Reject(Exception):
@@ -69,7 +81,7 @@ class Request:
                  "keep", "minor", "t_start", "target", "route", "sent",
                  "up_addr", "up_status", "up_time", "up_host", "rare",
                  "xff", "xf", "referer", "auth", "clen", "chunked", "expect", "conn",
-                 "body", "nbody")
+                 "body", "nbody", "stream", "upgrade", "nhdrs")
 
     def __init__(self, client: Client):
         self.client = client
@@ -116,6 +128,8 @@ class Request:
             self.clen = self.expect = self.conn = self.body = None
             self.chunked = False
             self.nbody = 0
+            self.stream = 0
+            self.upgrade = None
 
     def on_url(self, url: bytes) -> None:
         if self.url is not None:
@@ -144,6 +158,8 @@ class Request:
 
     def _rare_header(self, kind: int, name: bytes, value: bytes) -> None:
         self.rare = True
+        if (kind == K_XFF or kind == K_XF) and not self.client.trusted:
+            return  # apisix.trusted_addresses: replaced by the gateway's own values
         if kind == K_CONN:
             self.conn = value
         elif kind == K_XFF:
@@ -160,6 +176,8 @@ class Request:
             self.hdrs += (name, COLSP, value, CRLF)
         elif kind == K_EXPECT:
             self.expect = value
+        elif kind == K_UPGRADE:
+            self.upgrade = value  # forwarded only to a route with enable_websocket
         elif kind == K_XF:
             # APISIX forwards the client's X-Forwarded-Proto/Host/Port when present
             if self.xf is None:
@@ -200,17 +218,25 @@ class Request:
             if host is None:
                 host = request_host(host_hdr)
         self.host = host
-        self.route = route = server.table.router.match_host(method, host, routed)
+        self.route = route = server.table.router.match_host(method, host, routed, self)
         self.target = route.data if route is not None else None
         if self.rare:
             self._check_body(client, server)
 
     def _check_body(self, client: Client, server: HttpServer) -> None:
-        """Content-Length over the limit → 413 now; ``Expect: 100-continue`` → 100."""
+        """Content-Length over the limit → 413 now; ``Expect: 100-continue`` → 100; a
+        request with a body may stream it (``stream`` 1: the client starts it when the
+        body did not end within the read that carried the head)."""
         if self.clen is not None:
             limit = server.max_body
             if limit and int(self.clen) > limit:
                 raise Reject(413)
+            if self.clen != b"0":
+                self.stream = STREAM_WANTED
+        elif self.chunked:
+            self.stream = STREAM_WANTED
+        if self.chunked:
+            self.nhdrs = len(self.hdrs)  # what follows the body (trailers) is dropped
         if self.expect is not None and self.minor == 1 and (self.chunked or self.clen not in
                                                              (None, b"0")):
             if self.expect.lower() == b"100-continue" and client.active is None \
@@ -240,18 +266,38 @@ class Request:
 
     def on_body(self, data: bytes) -> None:
         self.rare = True
-        if self.body is None:
-            self.body = [data]
-        else:
-            self.body.append(data)
         self.nbody += len(data)
         limit = self.client.server.max_body
         if limit and self.nbody > limit:
             raise Reject(413)
+        if self.stream == STREAM_OPEN:
+            # streaming: straight to the upstream (discarded when that exchange is over,
+            # e.g. it answered early or the route had no upstream)
+            up = self.client.up
+            if up is not None and up.req is self:
+                up.push(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+            return
+        if self.body is None:
+            self.body = [data]
+        else:
+            self.body.append(data)
 
     def on_message_complete(self) -> None:
         client = self.client
         client.pstate = 0
+        stream = self.stream
+        if stream:  # (0 for requests without a body: one test on the common path)
+            if stream == STREAM_OPEN:
+                self.stream = STREAM_ENDED
+                up = client.up
+                if up is not None and up.req is self:
+                    if self.chunked:
+                        up.push(LAST_CHUNK)
+                    up.body_ended()
+                return
+            self.stream = 0  # the whole body is here: the one-send path
+            if self.chunked and len(self.hdrs) > self.nhdrs:
+                self.hdrs = self.hdrs[:self.nhdrs]
         if client.active is None and not client.queue and not client.closing:
             client.start(self)  # the common case, without the queueing checks' call
         else:
@@ -273,25 +319,41 @@ class Request:
         parts = [self.method, SP, self.url or b"/", HTTP11_HOST, host, CRLF]
         parts += self.hdrs
         if not self.rare:
-            # X-Real-IP, X-Forwarded-*: one block per connection and Host value
+            # X-Real-IP, X-Forwarded-*: one block per connection and Host value; no body
             if self.host_hdr == client.fwd_key:
-                parts.append(client.fwd_block)
+                parts += (client.fwd_block, CRLF)
             else:
-                parts.append(client.forward_block(self))
+                parts += (client.forward_block(self), CRLF)
+            return b"".join(parts)
+        if self.upgrade is not None:
+            if target.websocket and self.conn is not None and b"upgrade" in self.conn.lower():
+                parts += (b"Upgrade: ", self.upgrade, UPGRADE_CONN)  # a tunnel, on 101
+            else:
+                self.upgrade = None  # no WebSocket here: a plain request, as nginx does
+        if self.xff is None:
+            parts.append(client.fwd)
         else:
-            if self.xff is None:
-                parts.append(client.fwd)
-            else:
-                parts += (client.xri, b"X-Forwarded-For: ", self.xff, b", ", client.remote,
-                          CRLF)
-            if self.xf is None:
-                if self.host:
-                    parts += (XFH, self.host, CRLF)
-                parts.append(client.fwd_tail)
-            else:
-                self._forwarded(parts)
+            parts += (client.xri, b"X-Forwarded-For: ", self.xff, b", ", client.remote, CRLF)
+        if self.xf is None:
+            if self.host:
+                parts += (XFH, self.host, CRLF)
+            parts.append(client.fwd_tail)
+        else:
+            self._forwarded(parts)
         body = self.body
-        if body is not None:
+        if self.stream == STREAM_OPEN:
+            # the head now, the body as it arrives: framed as the client framed it
+            if self.chunked:
+                parts.append(TE_CHUNKED_END)
+                if body:
+                    for piece in body:
+                        parts += (b"%x\r\n" % len(piece), piece, CRLF)
+            else:
+                parts += (b"Content-Length: ", self.clen, CRLF, CRLF)
+                if body:
+                    parts += body
+            self.body = None
+        elif body is not None:
             data = body[0] if len(body) == 1 else b"".join(body)
             parts += (content_length(len(data)), CRLF, data)
         elif self.clen is not None or self.chunked:

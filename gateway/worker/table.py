@@ -20,10 +20,14 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+import gevent
+
+from gateway.core.ctxvars import RequestVars
 from gateway.core.log import log
 from gateway.core.router import Route, Router
+from gateway.worker.balancer import Balancer, make_balancer
 
-__all__ = ["Table", "Target", "Upstream", "Node", "Timeouts", "FirstNodeBalancer",
+__all__ = ["Table", "Target", "Upstream", "Node", "Timeouts", "request_vars",
            "setting", "duration", "size"]
 
 ROUTES = "/apisix/routes/"
@@ -34,6 +38,9 @@ PLUGIN_CONFIGS = "/apisix/plugin_configs/"
 DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
 #: APISIX's proxy timeouts default to nginx's 60 s each
 DEFAULT_TIMEOUT = 60.0
+#: routes compiled between two yields to the event loop while building a table (a build
+#: of 10,000 routes must not hold the loop for more than a few tens of milliseconds)
+BUILD_YIELD_EVERY = 500
 
 
 # --------------------------------------------------------------------------- settings
@@ -153,18 +160,32 @@ class Node:
         return "Node(%s, weight=%d)" % (self.name.decode(), self.weight)
 
 
-class FirstNodeBalancer:
-    """Minimal balancer: the first node (highest priority, then config order) with a
-    weight above zero. Roundrobin/chash/ewma/least_conn slot in behind the same
-    ``pick()``; the request ctx is passed for the hashing ones."""
+def request_vars(req: Any) -> RequestVars:
+    """The variables of the worker's request object (gateway.worker.request.Request), for
+    route conditions and chash keys; headers are paired only if a variable needs them."""
+    client = req.client
 
-    __slots__ = ("node",)
+    def headers() -> list[tuple[bytes, bytes]]:
+        raw = req.hdrs
+        pairs = [(raw[i], raw[i + 2]) for i in range(0, len(raw) - 3, 4)]
+        if req.host_hdr is not None:
+            pairs.append((b"host", req.host_hdr))
+        for name, value in ((b"x-forwarded-for", req.xff), (b"content-length", req.clen),
+                            (b"connection", req.conn), (b"expect", req.expect)):
+            if value is not None:
+                pairs.append((name, value))
+        if req.xf:
+            pairs.extend(req.xf.items())
+        return pairs
 
-    def __init__(self, nodes: list[Node]):
-        self.node = nodes[0] if nodes else None
+    def body() -> bytes | None:
+        data = getattr(req, "body", None)
+        if isinstance(data, list) and all(isinstance(b, bytes) for b in data):
+            return b"".join(data)
+        return data if isinstance(data, bytes) else None
 
-    def pick(self, ctx: Any = None) -> Node | None:
-        return self.node
+    return RequestVars(req.method, req.path, req.url or req.path, req.host, client.remote,
+                       headers, client.port, "http", body)
 
 
 class Upstream:
@@ -213,22 +234,24 @@ class Upstream:
             if not self.nodes:
                 # APISIX: no node at all → 503; nodes that all weigh 0 → 502 (no pick)
                 self.error = 503 if not conf["nodes"] else 502
-        self.balancer = FirstNodeBalancer(self.nodes)
+        self.balancer: Balancer = make_balancer(conf, self.nodes, request_vars)
 
 
 class Target:
     """What a matched route leads to; lives in :attr:`Route.data`."""
 
-    __slots__ = ("route_id", "service_id", "upstream", "error", "timeout")
+    __slots__ = ("route_id", "service_id", "upstream", "error", "timeout", "websocket")
 
     def __init__(self, route_id: str, service_id: str | None, upstream: Upstream | None,
-                 error: int, timeout: Timeouts):
+                 error: int, timeout: Timeouts, websocket: bool = False):
         self.route_id = route_id
         self.service_id = service_id
         self.upstream = upstream
         #: 0, or the status the route answers with instead of proxying
         self.error = error
         self.timeout = timeout
+        #: enable_websocket on the route or its service: Upgrade requests are tunnelled
+        self.websocket = websocket
 
 
 class _Resolver:
@@ -342,8 +365,12 @@ class Table:
         return cls(Router(()), {}, [])
 
     @classmethod
-    def build(cls, objects: Mapping[str, Any], conf: Mapping[str, Any]) -> Table:
-        """Compile a snapshot. Never raises for bad objects: they are logged and skipped."""
+    def build(cls, objects: Mapping[str, Any], conf: Mapping[str, Any],
+              cooperative: bool = True) -> Table:
+        """Compile a snapshot. Never raises for bad objects: they are logged and skipped.
+
+        With ``cooperative`` (the worker), yields to the gevent loop every
+        :data:`BUILD_YIELD_EVERY` objects so requests keep flowing during a big build."""
         pool_defaults = (
             int(setting(conf, "nginx_config", "http", "upstream", "keepalive", default=320)),
             duration(setting(conf, "nginx_config", "http", "upstream", "keepalive_timeout"),
@@ -356,12 +383,14 @@ class Table:
         services: dict[str, Mapping[str, Any]] = {}
         plugin_configs: set[str] = set()
         route_keys: list[str] = []
-        for key in sorted(objects):
+        for count, key in enumerate(sorted(objects), 1):
+            if cooperative and count % BUILD_YIELD_EVERY == 0:
+                _yield()
             if key.startswith(ROUTES):
                 if _child(key, ROUTES):
                     route_keys.append(key)
                 continue
-            value = objects[key]
+            value = objects.get(key)  # .get: the store may change while we yield
             if key.startswith(UPSTREAMS) and _child(key, UPSTREAMS):
                 if not isinstance(value, Mapping):
                     continue
@@ -379,7 +408,9 @@ class Table:
         builder = _RouteBuilder(upstreams, services, plugin_configs, pool_defaults, resolver)
         routes: list[Route] = []
         for seq, key in enumerate(route_keys):
-            value = objects[key]
+            if cooperative and seq % BUILD_YIELD_EVERY == BUILD_YIELD_EVERY - 1:
+                _yield()
+            value = objects.get(key)  # .get: the store may change while we yield
             if not isinstance(value, Mapping):
                 continue
             try:
@@ -394,8 +425,16 @@ class Table:
                                          default="radixtree_host_uri")),
                         delete_uri_tail_slash=bool(setting(conf, "apisix",
                                                            "delete_uri_tail_slash",
-                                                           default=False)))
+                                                           default=False)),
+                        make_vars=request_vars, pause=_yield if cooperative else None)
         return cls(router, upstreams, routes)
+
+
+def _yield() -> None:
+    """Let the loop run (requests, heartbeats) in the middle of a long build; a no-op when
+    called from the hub itself, where switching is not allowed."""
+    if gevent.getcurrent() is not gevent.get_hub():
+        gevent.sleep(0)
 
 
 def _child(key: str, prefix: str) -> bool:
@@ -422,14 +461,8 @@ class _RouteBuilder:
     def route(self, key: str, conf: Mapping[str, Any], seq: int) -> Route | None:
         if conf.get("status", 1) == 0:
             return None
-        for unsupported in ("vars", "remote_addr", "remote_addrs", "filter_func"):
-            if conf.get(unsupported):
-                # matching on these arrives with the proxy engine; never match such a route
-                # on its path alone (it could open a route meant to be restricted)
-                log.warning("skipping %s: route %s is not supported yet", key, unsupported)
-                return None
         route_id = str(conf.get("id") or key[len(ROUTES):])
-        Route.from_conf(conf)  # shape errors first: they skip the route
+        route = Route.from_conf(conf, seq=seq)  # shape errors first: they skip the route
         service_id = conf.get("service_id")
         error = 0
         upstream: Upstream | None = None
@@ -454,8 +487,11 @@ class _RouteBuilder:
             upstream, error = self._upstream(key, route_id, conf, service_id, service)
         timeout = Timeouts.from_conf(merged.get("timeout"),
                                      upstream.timeout if upstream is not None else None)
-        target = Target(route_id, service_id, upstream, error, timeout)
-        route = Route.from_conf(merged, data=target, seq=seq)
+        target = Target(route_id, service_id, upstream, error, timeout, bool(
+            conf.get("enable_websocket") or (service or {}).get("enable_websocket")))
+        if merged is not conf:
+            route = Route.from_conf(merged, seq=seq)
+        route.data = target
         route.id = route_id
         return route
 

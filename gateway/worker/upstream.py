@@ -12,13 +12,19 @@ likely to still be open), bounded by ``nginx_config.http.upstream.keepalive`` (o
 upstream's ``keepalive_pool``), closed after ``keepalive_timeout`` idle or
 ``keepalive_requests`` uses. A *reused* connection that fails before any response byte is
 retried once on a fresh connection when the request is idempotent (the upstream closed it
-while our request was on its way).
+while our request was on its way) and no body piece was streamed after the first send.
+
+Request bodies that did not arrive with the head are streamed (:meth:`UpConn.push`): a
+piece is sent at once when nothing is pending, else queued while the client's read watcher
+is stopped until the socket drained, so at most about one client read is held per request.
 
 Response framing is driven by httptools' ``HttpResponseParser``: a response that completes
 within one read goes to the client in one ``send`` with a Content-Length; otherwise the
 head is sent first, then body pieces as they arrive (Content-Length passed through, chunked
 re-chunked, close-delimited bodies re-chunked for HTTP/1.1 clients and close-delimited for
 HTTP/1.0 ones). Responses to HEAD, 1xx, 204 and 304 have no body whatever their headers say.
+Interim 1xx responses are dropped (as nginx does); trailers are dropped. A 101 to a
+WebSocket request goes to the client, then both connections become a :class:`Tunnel`.
 """
 
 from __future__ import annotations
@@ -26,13 +32,18 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from gateway.core.log import every, log
+from gateway.worker.request import STREAM_OPEN
 from gateway.worker.response import (CONN_CLOSE, CONN_KEEP, CRLF, LAST_CHUNK, TE_CHUNKED,
-                                     Responses, content_length, status_line)
+                                     content_length, status_line)
+from gateway.worker.tunnel import Tunnel
+
+if TYPE_CHECKING:
+    from gateway.worker.pool import UpstreamPool
 
 RECV_SIZE = 65536
 HEAD = b"HEAD"
@@ -83,59 +94,6 @@ def _status(code: int, reason: bytes | None) -> bytes:
     return line
 
 
-class UpstreamPool:
-    """Idle keep-alive connections per node address (LIFO), and the way requests go out."""
-
-    __slots__ = ("loop", "now", "responses", "server_line", "clock", "show_status", "idle")
-
-    def __init__(self, loop: Any, responses: Responses, show_status: bool = False):
-        self.loop = loop
-        self.now = loop.now
-        self.responses = responses
-        self.server_line = responses.server_line
-        self.clock = responses.clock
-        #: apisix.show_upstream_status_in_response_header (else only for 5xx)
-        self.show_status = show_status
-        self.idle: dict[tuple, list[UpConn]] = {}
-
-    def forward(self, client: Any, req: Any, target: Any, node: Any, data: bytes) -> None:
-        """Send ``data`` (the whole upstream request) to ``node`` for ``client``'s ``req``."""
-        idle = self.idle.get(node.addr)
-        if idle:
-            up = idle.pop()
-            up.pooled = False
-            up.reused = True
-        else:
-            up = UpConn(self, node)
-        up.begin(client, req, target, data)
-
-    def discard(self, up: UpConn) -> None:
-        idle = self.idle.get(up.addr)
-        if idle is not None:
-            try:
-                idle.remove(up)
-            except ValueError:
-                pass
-
-    def sweep(self, now: float) -> None:
-        """Close idle connections past their idle timeout."""
-        for idle in list(self.idle.values()):
-            for up in [u for u in idle if now - u.t_idle > u.idle_timeout]:
-                up.close()
-
-    def close_idle(self) -> None:
-        for idle in list(self.idle.values()):
-            for up in list(idle):
-                up.close()
-
-    def close_all(self) -> None:
-        self.close_idle()
-
-    @property
-    def idle_count(self) -> int:
-        return sum(len(v) for v in self.idle.values())
-
-
 class UpConn:
     """One upstream connection; also the httptools protocol for its responses."""
 
@@ -143,10 +101,11 @@ class UpConn:
                  "error", "reused", "pooled", "requests", "t_idle", "idle_timeout",
                  # the exchange in progress
                  "client", "req", "target", "out", "obuf", "t_begin", "t_last", "paused",
+                 "oq", "streamed",
                  # response framing
                  "code", "reason", "hdrs", "body", "nbody", "clen", "chunked", "conn_hdr",
                  "head_done", "sent_head", "complete", "keep", "head_req", "interim",
-                 "rechunk", "client_keep")
+                 "rechunk", "client_keep", "nhdrs", "upgrade")
 
     def __init__(self, pool: UpstreamPool, node: Any):
         self.pool = pool
@@ -164,6 +123,8 @@ class UpConn:
         self.req = None
         self.target = None
         self.obuf = None
+        self.oq = None
+        self.streamed = False
         self.paused = False
         self.sent_head = False
         self.complete = False
@@ -193,11 +154,14 @@ class UpConn:
         self.req = req
         self.target = target
         self.out = data
+        self.streamed = False  # (oq is None here: a pooled connection had nothing pending)
         self.t_begin = self.t_last = self.pool.now()
         self.hdrs = None  # stays None until the first response byte (see fail())
         self.head_done = self.sent_head = self.complete = False
         self.head_req = req.method == HEAD
-        self.client_keep = req.keep and not client.no_keep
+        # an Upgrade request not answered with 101 ends its connection (nothing after it
+        # was parsed as HTTP)
+        self.client_keep = req.keep and not client.no_keep and req.upgrade is None
         req.up_addr = self.node.name
         req.up_time = 0.0
         if self.error:
@@ -225,6 +189,9 @@ class UpConn:
 
     def send(self) -> None:
         data = self.out
+        if self.oq is not None:  # body pieces that came while connecting
+            data = b"".join((data, *self.oq))
+            self.oq = None
         try:
             n = self.sock.send(data)
         except (BlockingIOError, InterruptedError):
@@ -236,6 +203,43 @@ class UpConn:
         if n < len(data):
             self.obuf = memoryview(data)[n:]
             self.ww.start(self.on_writable)
+            if self.req.stream == STREAM_OPEN:
+                self.client.hold_body()
+        elif self.client.body_wait:
+            self.client.release_body()
+
+    def push(self, data: bytes) -> None:
+        """A piece of a streamed request body (framed already). Sent now when nothing is
+        pending; else queued, and the client stops reading until it all went out: at most
+        about one client read is ever held here."""
+        self.streamed = True
+        if self.closed:
+            return
+        if self.obuf is None and self.oq is None and self.connected:
+            try:
+                n = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as e:
+                self.fail(502, "send() failed (%d: %s) while sending request to upstream"
+                          % (e.errno or 0, e.strerror))
+                return
+            if n == len(data):
+                return
+            self.obuf = memoryview(data)[n:]
+            self.t_last = self.pool.now()
+            self.ww.start(self.on_writable)
+        elif self.oq is None:
+            self.oq = [data]
+        else:
+            self.oq.append(data)
+        client = self.client
+        if client is not None:
+            client.hold_body()
+
+    def body_ended(self) -> None:
+        """The streamed request body is complete: the read timeout starts now."""
+        self.t_last = self.pool.now()
 
     def on_writable(self) -> None:
         try:
@@ -250,8 +254,15 @@ class UpConn:
             self.t_last = self.pool.now()
             self.obuf = self.obuf[n:]
             if not self.obuf:
+                if self.oq is not None:
+                    self.obuf = memoryview(b"".join(self.oq))
+                    self.oq = None
+                    return
                 self.obuf = None
                 self.ww.stop()
+                client = self.client
+                if client is not None and client.body_wait:
+                    client.release_body()
         except Exception:  # noqa: BLE001
             self.crashed()
 
@@ -283,7 +294,11 @@ class UpConn:
                     self.fail(502, "upstream sent invalid response")
                     return
                 self.parser = HttpResponseParser(self)  # stopped on purpose (HEAD)
-            except HttpParserUpgrade:
+            except HttpParserUpgrade as e:
+                if self.code == 101 and self.req.upgrade is not None:
+                    offset = e.args[0] if e.args else len(data)
+                    self.upgraded(data[offset:])
+                    return
                 self.fail(502, "upstream sent an unexpected protocol upgrade")
                 return
             if self.complete:
@@ -331,10 +346,16 @@ class UpConn:
     def on_headers_complete(self) -> None:
         code = self.parser.get_status_code()
         if code < 200 and code != 101:
-            self.interim = True  # 100/102/103: not forwarded; the real response follows
+            # 100/102/103: not forwarded (nginx neither); the real response follows
+            self.interim = True
+            self.hdrs = []
             return
         self.code = code
         self.head_done = True
+        if self.chunked:
+            self.nhdrs = len(self.hdrs)  # trailers (after the body) are dropped
+        if self.req.stream == STREAM_OPEN:
+            self.client_keep = False  # answered mid-body: the rest is not worth reading
         if self.head_req:
             conn = self.conn_hdr
             self.keep = (conn is None or b"close" not in conn.lower()) \
@@ -350,6 +371,8 @@ class UpConn:
         if self.interim:
             self.interim = False
             return
+        if self.chunked and len(self.hdrs) > self.nhdrs:
+            self.hdrs = self.hdrs[:self.nhdrs]  # trailers: not ours to merge into the head
         self.keep = self.parser.should_keep_alive()
         self.complete = True
 
@@ -411,6 +434,21 @@ class UpConn:
             out.append(LAST_CHUNK)
         return b"".join(out) if out else None
 
+    def upgraded(self, rest: bytes) -> None:
+        """101: the 101 head to the client, then both connections become a byte pipe
+        (``rest``: what the upstream sent after its head)."""
+        client = self.client
+        self.sent_head = True
+        parts = self._head()
+        parts += (b"Upgrade: ", self.req.upgrade, CRLF, b"Connection: upgrade\r\n\r\n")
+        early = client.early
+        client.early = b""
+        client.write(b"".join(parts))
+        if self.client is None:  # the client went away
+            self.close()
+            return
+        Tunnel(client, self, early, rest)
+
     def on_eof(self) -> None:
         if self.head_done and not self.complete and self.clen is None and not self.chunked:
             # a body delimited by the connection close: the close is its end
@@ -444,7 +482,14 @@ class UpConn:
         req.sent = 0 if self.head_req else self.nbody
         self.requests += 1
         upstream = target.upstream
-        if self.keep and not self.closed and self.requests < upstream.pool_requests:
+        upstream.balancer.done(self.node, req.up_time)  # ewma latency, least_conn count
+        if req.stream == STREAM_OPEN:
+            # answered before the whole body went out: this connection holds part of a
+            # request, and the client's rest of the body is not worth reading
+            self.keep = False
+            self.client_keep = False
+        if self.keep and not self.closed and self.obuf is None \
+                and self.requests < upstream.pool_requests:
             idle = pool.idle.get(self.addr)
             if idle is None:
                 idle = pool.idle[self.addr] = []
@@ -474,7 +519,8 @@ class UpConn:
         if client.paused_up is self:
             client.paused_up = None
         self.close()
-        if status == 502 and self.reused and self.hdrs is None and req.method in IDEMPOTENT:
+        if status == 502 and self.reused and self.hdrs is None and not self.streamed \
+                and req.method in IDEMPOTENT:
             fresh = UpConn(self.pool, self.node)
             fresh.begin(client, req, self.target, self.out)
             return
@@ -486,8 +532,21 @@ class UpConn:
                       (req.url or b"").decode("latin-1"), req.minor, node.name.decode(),
                       (req.url or b"").decode("latin-1"),
                       (req.host_hdr or b"").decode("latin-1"))
+        upstream = self.target.upstream
+        upstream.balancer.failed(node)
+        if not self.connected and not self.streamed and not req.stream \
+                and upstream.retries != 0:
+            # nothing reached this node: try the next one (priority fallback to backup
+            # nodes); each failure marks its node, so this ends when all nodes failed
+            nxt = upstream.balancer.pick_alive(req)
+            if nxt is not None and nxt is not node:
+                self.pool.forward(client, req, self.target, nxt,
+                                  req.upstream_request(self.target, nxt))
+                return
         req.up_status = status
         req.up_time = self.pool.now() - self.t_begin
+        if req.stream == STREAM_OPEN or req.upgrade is not None:
+            req.keep = False  # the rest of the body (or of the tunnel) is not worth reading
         if self.sent_head:
             client.abort()
         else:
@@ -514,7 +573,8 @@ class UpConn:
             if now - self.t_last > timeout.send:
                 self.fail(504, "upstream timed out (110: Connection timed out) while "
                           "sending request to upstream")
-        elif not self.paused and now - self.t_last > timeout.read:
+        elif not self.paused and self.req.stream != STREAM_OPEN \
+                and now - self.t_last > timeout.read:
             self.fail(504, "upstream timed out (110: Connection timed out) while reading "
                       "response header from upstream")
 

@@ -26,7 +26,7 @@ from setproctitle import setproctitle
 from gateway import config
 from gateway.core import log as logmod
 from gateway.core.log import AccessLog, log
-from gateway.worker.http import HttpServer
+from gateway.worker.server import HttpServer
 from gateway.worker.subscriber import Subscriber
 from gateway.worker.table import Table
 

@@ -11,10 +11,16 @@ is in flight before it signals the gateway, without sleeping.
 Handlers that APISIX's backend makes write to nginx's error log (`/log`, `/status`, unknown
 paths...) append to `log_path` when the runner set one (the error log of the gateway under
 test), since tests grep for those lines there.
+
+`/websocket` with `Upgrade: websocket` does a minimal RFC 6455 handshake (101 with
+Sec-WebSocket-Accept) and then echoes every data frame back unmasked, until a close frame
+or EOF; `/body_size` answers the size of the request body without holding it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import sys
 import threading
@@ -230,7 +236,7 @@ HANDLERS: dict[str, Callable[[Req, Reply], None]] = {
     "api_breaker": _api_breaker, "mysleep": _mysleep, "print_uri_detailed": _print_uri_detailed,
     "headers": _headers, "echo": _echo, "v1_responses": _echo, "bad_request": _bad_request,
     "internalservererror": _internal_error, "log": _log, "log_request": _log_request,
-    "server_error": _server_error,
+    "server_error": _server_error, "body_size": lambda r, o: o.chunks.append(r.body),
 }
 HANDLERS.update({f"print_uri_{i}": _print_uri for i in range(1, 101)})
 
@@ -274,21 +280,44 @@ class _Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _read_body(self) -> bytes:
+        """The request body; for ``/body_size`` only its size in decimal (big bodies are
+        counted, never held: tests of bounded memory send hundreds of MB there)."""
+        count_only = self.path.startswith("/body_size")
+        parts: list[bytes] = []
+        total = 0
         if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
-            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
+                    break
+                total += self._take(size, parts, count_only)
                 self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        else:
+            total = self._take(int(self.headers.get("Content-Length") or 0), parts,
+                               count_only)
+        return b"%d" % total if count_only else b"".join(parts)
+
+    def _take(self, size: int, parts: list[bytes], count_only: bool) -> int:
+        got = 0
+        while got < size:
+            piece = self.rfile.read(min(size - got, 1 << 20))
+            if not piece:
+                break
+            got += len(piece)
+            if not count_only:
+                parts.append(piece)
+        return got
 
     def _serve(self) -> None:
         mock = self.server.mock
+        if self.path.startswith("/websocket") \
+                and (self.headers.get("Upgrade") or "").lower() == "websocket":
+            mock.record(Req(self.command, self.path, list(self.headers.items()), b"",
+                            self.server.server_address[1], mock.log))
+            self._websocket()
+            return
         body = self._read_body()
         port = self.server.server_address[1]
         req = Req(self.command, self.path, list(self.headers.items()), body, port, mock.log)
@@ -309,6 +338,36 @@ class _Handler(BaseHTTPRequestHandler):
                 out = Reply()
                 _nginx_page(out, 500)
         self._send(out)
+
+    def _websocket(self) -> None:
+        """Handshake, then echo data frames (opcode kept, payload unmasked) until close."""
+        key = self.headers.get("Sec-WebSocket-Key") or ""
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.wfile.write(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n"
+                          % accept).encode())
+        self.wfile.flush()
+        self.close_connection = True
+        while True:
+            head = self.rfile.read(2)
+            if len(head) < 2:
+                return
+            opcode, size = head[0] & 0x0F, head[1] & 0x7F
+            if size == 126:
+                size = int.from_bytes(self.rfile.read(2), "big")
+            elif size == 127:
+                size = int.from_bytes(self.rfile.read(8), "big")
+            mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(self.rfile.read(size)))
+            if opcode == 8:
+                self.wfile.write(b"\x88\x00")
+                self.wfile.flush()
+                return
+            ext = bytes([len(data)]) if len(data) < 126 else \
+                b"\x7e" + len(data).to_bytes(2, "big")
+            self.wfile.write(bytes([0x80 | opcode]) + ext + data)
+            self.wfile.flush()
 
     def _send(self, out: Reply) -> None:
         if out.abort:

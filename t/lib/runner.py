@@ -71,6 +71,11 @@ Sections
 
 Requests always go to 127.0.0.1:1984 (APISIX's test port). The mock upstream appends the
 lines APISIX's test backend logs (`/log`, `/status`, unknown paths...) to logs/error.log.
+It also serves `/body_size` (the request body's size, counted, never held: bounded-memory
+tests) and `/websocket` (RFC 6455 handshake, then every frame echoed until close). The
+default config trusts 127.0.0.1 (`apisix.trusted_addresses`), as APISIX's test config does.
+Note that `exec` starts no gateway: a block with only `exec` runs against whatever the
+previous block left running (give the first block of a file a request).
 A section nobody registered fails the block; new kinds (the Admin API's) are added with
 `registry.register(name, Phase.REQUEST, needs_gateway=True)` on a function returning
 `Exchange`s, plus `Phase.ASSERT` handlers for their own assertions.
@@ -110,9 +115,12 @@ INITIAL_APISIX_YAML = "routes: []\n#END\n"
 def default_config(etcd_url: str, workers: int | None, log_level: str | None) -> dict:
     """The config.yaml a block gets without `yaml_config`: standalone (yaml) data plane.
 
-    The one place to change when the Admin API lands (traditional role + etcd)."""
+    The one place to change when the Admin API lands (traditional role + etcd).
+    ``trusted_addresses: [127.0.0.1]`` as in APISIX's test config: the harness's own
+    X-Forwarded-* headers are kept."""
     return {
-        "apisix": {"node_listen": 1984, "enable_admin": False},
+        "apisix": {"node_listen": 1984, "enable_admin": False,
+                   "trusted_addresses": ["127.0.0.1"]},
         "deployment": {
             "role": "data_plane",
             "role_data_plane": {"config_provider": "yaml"},

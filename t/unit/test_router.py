@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.core.router import (Route, Router, normalize_path, request_host, routing_path,
-                                 strip_port)
+from gateway.core.ctxvars import RequestVars
+from gateway.core.router import (
+    Route,
+    Router,
+    normalize_path,
+    request_host,
+    routing_path,
+    strip_port,
+)
 
 
 def ids(router: Router, method: str, host: str | None, path: str) -> str | None:
@@ -170,3 +177,123 @@ def test_routing_path_and_request_host():
     assert strip_port(b"[::1]:80") == b"[::1]"
     assert strip_port(b"[::1]") == b"[::1]"
     assert strip_port(b"host") == b"host"
+
+
+# ---------------------------------------------------------------- conditions and params
+
+
+def env(url: str = "/", remote: str = "127.0.0.1", headers: dict | None = None,
+        method: str = "GET", host: str = "") -> RequestVars:
+    return RequestVars(method.encode(), url.split("?")[0].encode(), url.encode(),
+                       host.encode(), remote.encode(),
+                       [(k.encode(), v.encode()) for k, v in (headers or {}).items()])
+
+
+def mid(router: Router, e: RequestVars, host: str | None = None) -> str | None:
+    route = router.match(e.method, host.encode() if host else None, e.path, e)
+    return route.id if route is not None else None
+
+
+def test_params_only_in_parameter_mode():
+    routes = ({"id": "user", "uri": "/user/:name"},
+              {"id": "rest", "uri": "/files/:bucket/*path"},
+              {"id": "lit", "uri": "/user/:name/x"})
+    r = build(*routes, mode="radixtree_uri_with_parameter")
+    e = env("/user/jack")
+    assert mid(r, e) == "user" and e["uri_param_name"] == "jack"
+    assert mid(r, env("/user/")) is None          # a parameter is never empty
+    assert mid(r, env("/user/a/b")) is None       # one segment only
+    assert mid(r, env("/user/a/x")) == "lit"
+    e = env("/files/b1/a/b/c.txt")
+    assert mid(r, e) == "rest"
+    assert e["uri_param_bucket"] == "b1" and e["uri_param_path"] == "a/b/c.txt"
+    plain = build(*routes)
+    assert mid(plain, env("/user/jack")) is None
+    assert mid(plain, env("/user/:name")) == "user"  # literal outside parameter mode
+
+
+def test_params_compete_as_prefixes():
+    r = build({"id": "param", "uri": "/api/:v/items"}, {"id": "exact", "uri": "/api/v1/items"},
+              {"id": "longer", "uri": "/api/v2/*"}, mode="radixtree_uri_with_parameter")
+    assert mid(r, env("/api/v1/items")) == "exact"      # exact beats prefix
+    assert mid(r, env("/api/v2/items")) == "longer"     # longer static prefix first
+    assert mid(r, env("/api/v3/items")) == "param"
+
+
+def test_remote_addrs_cidr_and_ipv6():
+    r = build({"id": "lan", "uri": "/a", "remote_addrs": ["10.0.0.0/8", "192.168.1.1"]},
+              {"id": "v6", "uri": "/a", "remote_addr": "2001:db8::/32"},
+              {"id": "any", "uri": "/a", "priority": -1})
+    assert mid(r, env("/a", "10.1.2.3")) == "lan"
+    assert mid(r, env("/a", "192.168.1.1")) == "lan"
+    assert mid(r, env("/a", "192.168.1.2")) == "any"
+    assert mid(r, env("/a", "2001:db8::1")) == "v6"
+    assert mid(r, env("/a", "::1")) == "any"
+    with pytest.raises(ValueError, match="invalid remote_addr"):
+        build({"uri": "/a", "remote_addrs": ["10.0.0.0/33"]})
+
+
+def test_route_with_conditions_never_matches_without_request_vars():
+    r = build({"id": "v", "uri": "/a", "vars": [["arg_x", "==", "1"]]})
+    assert ids(r, "GET", None, "/a") is None
+
+
+def test_vars_fall_through_to_next_candidate_and_host_first():
+    r = build({"id": "beta", "uri": "/a", "priority": 5,
+               "vars": [["http_x_beta", "==", "1"]]},
+              {"id": "cookie", "uri": "/a", "vars": [["cookie_uid", "~~", "^u[0-9]+$"]]},
+              {"id": "arg", "uri": "/a", "vars": [["arg_v", "in", ["1", "2"]]]},
+              {"id": "host", "uri": "/a", "host": "h.com",
+               "vars": [["request_method", "==", "POST"]]},
+              {"id": "base", "uri": "/a", "priority": -5})
+    assert mid(r, env("/a", headers={"X-Beta": "1"})) == "beta"
+    assert mid(r, env("/a?v=2")) == "arg"
+    assert mid(r, env("/a", headers={"Cookie": "uid=u12"})) == "cookie"
+    assert mid(r, env("/a")) == "base"
+    assert mid(r, env("/a", method="POST"), "h.com") == "host"
+    assert mid(r, env("/a"), "h.com") == "base"
+
+
+def test_filter_func():
+    src = "def filter(vars):\n    return vars['arg_k'] == 'v'\n"
+    boom = "def filter(vars):\n    return 1 / 0\n"
+    r = build({"id": "f", "uri": "/a", "filter_func": src},
+              {"id": "boom", "uri": "/b", "filter_func": boom},
+              {"id": "fallback", "uri": "/b", "priority": -1})
+    assert mid(r, env("/a?k=v")) == "f"
+    assert mid(r, env("/a?k=w")) is None
+    assert mid(r, env("/b")) == "fallback"   # an exception is "no match", not a crash
+    for bad, why in (("function(vars) return true end", "not valid Python"),
+                     ("x = 1\ny = 2\n", "exactly one function"),
+                     ("def a(v): pass\ndef b(v): pass", "exactly one function"),
+                     ("def f(a, b):\n    return True", "one argument")):
+        with pytest.raises(ValueError, match=why):
+            build({"uri": "/a", "filter_func": bad})
+
+
+def test_make_vars_factory_called_once_and_only_with_conditions():
+    made = []
+
+    def factory(req):
+        made.append(req)
+        return env("/a?x=1")
+    r = Router.build([{"id": "v", "uri": "/a", "vars": [["arg_x", "==", "1"]]},
+                      {"id": "w", "uri": "/a*", "vars": [["arg_x", "==", "2"]]}],
+                     make_vars=factory)
+    assert r.match_host(b"GET", b"", b"/a", "REQ").id == "v"
+    assert made == ["REQ"]
+    plain = Router.build([{"id": "p", "uri": "/a"}], make_vars=factory)
+    assert plain.match_host(b"GET", b"", b"/a", "REQ").id == "p"
+    assert made == ["REQ"]
+
+
+def test_unknown_mode_refused():
+    with pytest.raises(ValueError, match="unknown router mode"):
+        build({"uri": "/a"}, mode="radixtree_nope")
+
+
+def test_many_prefix_routes_cost_depends_on_lengths_not_count():
+    r = Router.build([{"id": str(i), "uri": "/svc%d/*" % i} for i in range(10000)])
+    assert ids(r, "GET", None, "/svc9999/x") == "9999"
+    assert ids(r, "GET", None, "/svc1/x") == "1"
+    assert len(r.plain.prefixes) == 4  # one probe per distinct prefix length

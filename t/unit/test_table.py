@@ -139,7 +139,7 @@ def test_bad_objects_are_skipped_and_named(errors):
         "/apisix/routes/nested/x": {"uri": "/nested"},
         "/apisix/routes/off": {"id": "off", "uri": "/off", "status": 0,
                                "upstream": {"nodes": {"127.0.0.1:1": 1}}},
-        "/apisix/routes/vars": {"id": "vars", "uri": "/vars", "vars": [["arg_a", "==", "1"]],
+        "/apisix/routes/vars": {"id": "vars", "uri": "/vars", "vars": [["arg_a", "=~", "1"]],
                                 "upstream": {"nodes": {"127.0.0.1:1": 1}}},
     }, CONF)
     assert [r.id for r in t.routes] == ["ok"]
@@ -149,6 +149,7 @@ def test_bad_objects_are_skipped_and_named(errors):
                 "/apisix/upstreams/bad", "/apisix/routes/vars"):
         assert key in text, key
     assert "`upstream_host` can't be empty" in text
+    assert "invalid operator '=~'" in text
     assert target(t, "/nested") is None and target(t, "/off") is None
 
 
@@ -218,3 +219,41 @@ def test_setting_helpers():
     assert duration("60s", 1) == 60 and duration("500ms", 1) == 0.5 and duration(None, 7) == 7
     assert duration("2m", 1) == 120 and duration(5, 1) == 5
     assert size("1m", 0) == 1048576 and size("512k", 0) == 524288 and size(0, 9) == 0
+
+
+def fake_request(url: bytes, headers: list[tuple[bytes, bytes]], remote: bytes = b"10.1.2.3"):
+    """What the router and balancers read of gateway.worker.request.Request."""
+    from types import SimpleNamespace
+    hdrs: list[bytes] = []
+    for name, value in headers:
+        hdrs += (name, b": ", value, b"\r\n")
+    return SimpleNamespace(method=b"GET", path=url.split(b"?")[0], url=url, host=b"h.com",
+                           host_hdr=b"h.com", hdrs=hdrs, xff=None, clen=None, conn=None,
+                           expect=None, xf=None, body=None,
+                           client=SimpleNamespace(remote=remote, port=b"9080"))
+
+
+def test_conditions_and_balancers_read_the_worker_request():
+    t = Table.build({
+        "/apisix/routes/1": {"id": "1", "uri": "/a", "vars": [["http_x_v", "==", "2"]],
+                             "remote_addrs": ["10.0.0.0/8"],
+                             "upstream": {"type": "chash", "hash_on": "cookie", "key": "sid",
+                                          "nodes": {"127.0.0.1:1": 1, "127.0.0.1:2": 1,
+                                                    "127.0.0.1:3": 1}}},
+        "/apisix/routes/2": {"id": "2", "uri": "/a", "priority": -1,
+                             "filter_func": "def f(v):\n    return v['arg_q'] == 'x'\n",
+                             "upstream": {"type": "least_conn",
+                                          "nodes": {"127.0.0.1:4": 1}}},
+    }, CONF)
+    router = t.router
+    hit = fake_request(b"/a?q=1", [(b"X-V", b"2"), (b"Cookie", b"sid=abc")])
+    assert router.match_host(b"GET", b"h.com", b"/a", hit).id == "1"
+    outside = fake_request(b"/a?q=x", [(b"X-V", b"2")], remote=b"192.168.0.1")
+    assert router.match_host(b"GET", b"h.com", b"/a", outside).id == "2"
+    assert router.match_host(b"GET", b"h.com", b"/a",
+                             fake_request(b"/a", [(b"X-V", b"2")], b"8.8.8.8")) is None
+    up = router.match_host(b"GET", b"h.com", b"/a", hit).data.upstream
+    first = up.balancer.pick(hit)
+    assert all(up.balancer.pick(fake_request(b"/a", [(b"Cookie", b"sid=abc")])) is first
+               for _ in range(5))
+    assert type(up.balancer).__name__ == "ConsistentHash"
