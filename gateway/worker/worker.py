@@ -84,7 +84,9 @@ class GatewayWorker(Worker):
             self.access_log = AccessLog(path)
         except OSError as exc:
             raise RuntimeError("cannot open the access log %s: %s" % (path, exc.strerror)) from None
-        self.server = HttpServer([lnr.sock for lnr in self.sockets], conf, self.access_log)
+        # None when disabled: the data path then skips formatting the line altogether
+        self.server = HttpServer([lnr.sock for lnr in self.sockets], conf,
+                                 self.access_log if path else None)
         self.subscriber = Subscriber(self.app.prefix, self.ppid, self.apply_config)
         if not self.subscriber.sync(BOOT_SYNC_TIMEOUT):
             raise RuntimeError("no config snapshot from the master within %ds"
