@@ -294,3 +294,21 @@ reload failed, keeping the running configuration: a worker failed to boot
 $GATEWAY reload -p $PREFIX && echo reloaded
 --- response_body
 reloaded
+
+
+
+=== TEST 23: -c uses another config file instead of conf/config.yaml
+--- exec
+printf 'apisix:\n  node_listen: [1984, "x"]\n' > other.yaml
+$GATEWAY test -p $PREFIX -c $PREFIX/other.yaml; echo "bad: $?"
+printf 'apisix:\n  node_listen: 1984\ndeployment:\n  role: data_plane\n  role_data_plane:\n    config_provider: yaml\n' > other.yaml
+$GATEWAY test -p $PREFIX -c $PREFIX/other.yaml; echo "good: $?"
+$GATEWAY test -p $PREFIX -c $PREFIX/missing.yaml; echo "missing: $?"
+--- response_body_like
+^gateway: apisix\.node_listen\[1\]: expected .*
+bad: 1
+configuration test is successful
+good: 0
+gateway: .*missing\.yaml.*
+missing: 1
+$
