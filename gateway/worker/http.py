@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from gateway.core.log import log
-from gateway.worker.request import HEAD, STREAM_OPEN, STREAM_WANTED, XFH, Reject, Request
-from gateway.worker.response import CRLF, NOT_FOUND_ROUTE, access_line
+from gateway.worker.request import STREAM_OPEN, STREAM_WANTED, XFH, Reject, Request
+from gateway.worker.response import CRLF, HEAD, NOT_FOUND_ROUTE, access_line
 from gateway.worker.tunnel import Tunnel
 
 if TYPE_CHECKING:

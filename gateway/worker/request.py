@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.router import HOST_CACHE, PATH_CACHE, request_host, routing_path
-from gateway.worker.response import CONTINUE_100, CRLF, content_length
+from gateway.worker.response import (COLSP, CONTINUE_100, CRLF, LAST_CHUNK,
+                                     content_length)
 from gateway.worker.table import Target
 
 if TYPE_CHECKING:
@@ -19,12 +20,9 @@ if TYPE_CHECKING:
     from gateway.worker.server import HttpServer
 
 SP = b" "
-COLSP = b": "
-HEAD = b"HEAD"
 HTTP11_HOST = b" HTTP/1.1\r\nHost: "
 CL0 = b"Content-Length: 0\r\n\r\n"
 TE_CHUNKED_END = b"Transfer-Encoding: chunked\r\n\r\n"
-LAST_CHUNK = b"0\r\n\r\n"
 XFH = b"X-Forwarded-Host: "
 UPGRADE_CONN = b"\r\nConnection: upgrade\r\n"
 

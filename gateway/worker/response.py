@@ -72,6 +72,8 @@ def content_length(n: int) -> bytes:
 CONN_KEEP = b"Connection: keep-alive\r\n"
 CONN_CLOSE = b"Connection: close\r\n"
 TE_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+COLSP = b": "
+HEAD = b"HEAD"
 LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 TEXT_PLAIN = b"Content-Type: text/plain\r\n"

@@ -38,7 +38,8 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from gateway.core.log import every, log
 from gateway.worker.request import STREAM_OPEN
-from gateway.worker.response import (CONN_CLOSE, CONN_KEEP, CRLF, LAST_CHUNK, TE_CHUNKED,
+from gateway.worker.response import (COLSP, CONN_CLOSE, CONN_KEEP, CRLF, HEAD, LAST_CHUNK,
+                                     TE_CHUNKED,
                                      content_length, status_line)
 from gateway.worker.tunnel import Tunnel
 
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
     from gateway.worker.pool import UpstreamPool
 
 RECV_SIZE = 65536
-HEAD = b"HEAD"
-COLSP = b": "
 #: methods retried on a fresh connection when a reused one fails before any response byte
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"))
 
