@@ -2,6 +2,7 @@
 #   make run    start the gateway in the foreground with conf/apisix.yaml's example route
 #   make test   run the whole .t suite against real master + workers, etcd and upstreams
 # Both create .venv and install what they need (Debian packages too, as root).
+# Apart from both, `make bench`: the gateway side by side with nginx (benchmark/run.sh).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -42,6 +43,10 @@ test: venv system-deps
 
 unit: venv
 	$(PY) -m pytest t/unit -q
+
+# not part of `make test`: several minutes of load (BENCH_DURATION=5s etc. shorten it)
+bench: venv
+	benchmark/run.sh
 
 stop:
 	bin/gateway stop

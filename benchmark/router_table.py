@@ -1,15 +1,17 @@
 """Build time of a 10,000-route table and match time of its last route.
 
-    PYTHONPATH=. .venv/bin/python benchmark/router_table.py [N] [--no-freeze]
+    PYTHONPATH=. .venv/bin/python benchmark/router_table.py [N] [--no-freeze] [--json]
 
 Prints the whole build (Table.build, non-cooperative), the longest stretch the event loop
 is held during a cooperative build (between two yields), and per-match costs for the
 last route of exact, prefix, host, parameter and vars tables. No thresholds: numbers only.
+`--json` prints one JSON object instead (benchmark/bench.py runs it that way).
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import sys
 import time
 
@@ -22,6 +24,7 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 10000
 #: --no-freeze: leave the live table in the collected generations (full GC passes then
 #: scan it during the next build and show up as loop stalls)
 FREEZE = "--no-freeze" not in sys.argv
+AS_JSON = "--json" in sys.argv
 UP = {"nodes": {"127.0.0.1:1980": 1}}
 
 
@@ -77,6 +80,7 @@ CASES = [
      b"/v?k=%d"),
 ]
 
+results: dict[str, dict] = {}
 for name, make, conf, host_t, path_t in CASES:
     objs = objects(make)
     whole, stall, table = build_stats(objs, conf)
@@ -92,5 +96,13 @@ for name, make, conf, host_t, path_t in CASES:
     route = match()
     assert route is not None and route.id == str(last), (name, route)
     cost = per_match(match, 200 if name == "1path+vars" else 100000)
+    results[name] = {"routes": N, "build_ms": round(whole * 1e3, 1),
+                     "max_loop_stall_ms": round(stall * 1e3, 1),
+                     "match_last_us": round(cost * 1e6, 2)}
+    if AS_JSON:
+        continue
     print("%-11s %d routes: build %6.1f ms, longest loop stall (cooperative) %5.1f ms, "
           "match last route %6.2f us" % (name, N, whole * 1e3, stall * 1e3, cost * 1e6))
+
+if AS_JSON:
+    print(json.dumps(results))
