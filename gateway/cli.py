@@ -86,12 +86,23 @@ def load_conf(args) -> dict:
     return config.load(args.prefix, args.config)
 
 
+def check_plugins(conf: dict, prefix: str) -> None:
+    """Load the enabled plugin modules: a broken one stops the node like a bad config."""
+    from gateway.core import plugins
+    try:
+        plugins.load(conf, prefix, warn_missing=False)
+    except plugins.PluginError as exc:
+        raise CliError(str(exc)) from None
+
+
 def check_all(args) -> dict:
-    """Validate config.yaml and, in standalone mode, conf/apisix.yaml; raise CliError."""
+    """Validate config.yaml, the enabled plugins and, in standalone mode,
+    conf/apisix.yaml; raise CliError."""
     try:
         conf = load_conf(args)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    check_plugins(conf, args.prefix)
     if config.config_provider(conf) == "yaml":
         from gateway.master.yaml_source import StandaloneError, load_file
         path = os.path.join(args.prefix, "conf", "apisix.yaml")
@@ -170,8 +181,10 @@ def cmd_init_etcd(args) -> None:
 def cmd_start(args) -> None:
     try:
         conf = load_conf(args)
+        config.ensure_admin_key(args.prefix, args.config, conf)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    check_plugins(conf, args.prefix)
     upgrading = "GUNICORN_PID" in os.environ      # we are the new master of a USR2 upgrade
     if not upgrading:
         pid = running_pid(args.prefix)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import string
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -140,7 +142,7 @@ def _read_yaml(path: Path, env: bool) -> dict[str, Any]:
     if env:
         text = substitute_env(text, str(path))
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -361,6 +363,7 @@ _RULES: dict[str, Rule] = {
     "apisix.ssl.listen": _listeners(("enable_http3", "enable_http2"), scalar_ok=False),
     "apisix.status": _nullable(_shaped({"ip": "", "port": 0})),
     "apisix.trusted_addresses": _nullable(_strings),
+    "apisix.extra_plugin_paths": _strings,
     "nginx_config.error_log_level": _enum("debug", "info", "notice", "warn", "error", "crit",
                                           "alert", "emerg"),
     "nginx_config.worker_processes": _worker_processes,
@@ -417,6 +420,61 @@ def ssl_listen_addresses(conf: dict[str, Any]) -> list[tuple[str, int]]:
     if not apisix["ssl"].get("enable"):
         return []
     return _addresses(apisix["ssl"]["listen"], bool(apisix.get("enable_ipv6")))
+
+
+def admin_enabled(conf: dict[str, Any]) -> bool:
+    """The Admin API runs where config lives in etcd and this node may write it: roles
+    traditional and control_plane (a data plane only reads; standalone has no etcd)."""
+    deployment = conf["deployment"]
+    return deployment["role"] in ("traditional", "control_plane") \
+        and config_provider(conf) == "etcd" and bool(deployment.get("admin")) \
+        and conf["apisix"].get("enable_admin", True) is not False
+
+
+def admin_address(conf: dict[str, Any]) -> tuple[str, int] | None:
+    """The Admin API listener (deployment.admin.admin_listen), or None when there is none."""
+    if not admin_enabled(conf):
+        return None
+    listen = conf["deployment"]["admin"].get("admin_listen") or {}
+    return str(listen.get("ip") or "0.0.0.0").strip("[]"), int(listen.get("port") or 9180)
+
+
+_EMPTY_KEY_LINE = re.compile(r"""^(\s*(?:-\s*)?key:[ \t]*)(?:""|''|)[ \t]*$""", re.M)
+
+
+def ensure_admin_key(prefix: str, config_path: str | None, conf: dict[str, Any]) -> None:
+    """An admin key left empty gets a random 32-letter key at start, written back into the
+    user's config.yaml, as APISIX does (so it is never a known default). Changes `conf`."""
+    if not admin_enabled(conf):
+        return
+    admin = conf["deployment"]["admin"]
+    keys = admin.get("admin_key")
+    if not admin.get("admin_key_required", True) or not keys:
+        return
+    empty = [k for k in keys if not k.get("key")]
+    if not empty:
+        return
+    path = Path(config_path) if config_path else Path(prefix) / "conf" / "config.yaml"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if len(_EMPTY_KEY_LINE.findall(text)) < len(empty):
+        raise ConfigError("deployment.admin.admin_key: the key of %r is empty; set one in %s "
+                          "(or admin_key: null to run without an admin key)"
+                          % (empty[0].get("name"), path))
+    for entry in empty:
+        entry["key"] = "".join(secrets.choice(string.ascii_letters) for _ in range(32))
+        text = _EMPTY_KEY_LINE.sub(lambda m, k=entry["key"]: m.group(1) + k, text, count=1)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def control_address(conf: dict[str, Any]) -> tuple[str, int] | None:
+    """The Control API listener (apisix.control), None when apisix.enable_control is off."""
+    apisix = conf["apisix"]
+    if not apisix.get("enable_control", True):
+        return None
+    control = apisix.get("control") or {}
+    return str(control.get("ip") or "127.0.0.1").strip("[]"), int(control.get("port") or 9090)
 
 
 def worker_count(conf: dict[str, Any]) -> int:

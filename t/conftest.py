@@ -9,6 +9,7 @@ failure is reported the Test::Nginx way: block name, request, expected vs got.
 Environment:
   GATEWAY_TEST_BIN   run this CLI instead of bin/gateway (e.g. an installed copy)
   GATEWAY_TEST_KEEP  keep every prefix (failed files' prefixes are always kept)
+  GATEWAY_TEST_PLUGINS  set here: t/lib/plugins, the test-only plugin modules
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+#: test-only plugin modules (t/lib/plugins), for `apisix.extra_plugin_paths` in .t configs
+os.environ.setdefault("GATEWAY_TEST_PLUGINS", str(REPO / "t" / "lib" / "plugins"))
 
 from t.lib import runner  # noqa: E402
 from t.lib.etcd_server import EtcdServer  # noqa: E402

@@ -32,6 +32,8 @@ TOPIC = b"cfg"
 SNAPSHOT_REQUEST = b"snap?"
 #: a worker telling the master it has loaded the config and accepts connections: [b"ready", pid]
 WORKER_READY = b"ready"
+#: a worker's message for every worker, relayed by the master: [b"relay", encoded control]
+RELAY = b"relay"
 #: seconds between heartbeats; a worker that sees a heartbeat ahead of its revision resyncs
 HEARTBEAT_INTERVAL = 1.0
 
@@ -49,6 +51,11 @@ def endpoints(prefix: str, master_pid: int) -> tuple[str, str]:
         base = tempfile.gettempdir()
     stem = os.path.join(base, "gateway-%d" % master_pid)
     return "ipc://%s-pub.sock" % stem, "ipc://%s-router.sock" % stem
+
+
+def admin_endpoint(prefix: str, master_pid: int) -> str:
+    """The ipc:// endpoint where the master's admin bridge takes workers' store requests."""
+    return endpoints(prefix, master_pid)[1].replace("-router.sock", "-admin.sock")
 
 
 def endpoint_path(endpoint: str) -> str:
@@ -70,6 +77,12 @@ def encode_delta(rev: int, prev: int, ops: list[tuple[str, bytes | None]]) -> by
 
 def encode_heartbeat(rev: int) -> bytes:
     return msgpack.packb({"t": "hb", "rev": rev}, use_bin_type=True)
+
+
+def encode_control(what: str, data: Any = None) -> bytes:
+    """A message for every worker that is not config data ("plugins_reload", "health")."""
+    return msgpack.packb({"t": "ctl", "what": what, "rev": 0, "data": data},
+                         use_bin_type=True)
 
 
 def encode_snapshot(rev: int, objs: Mapping[str, bytes], level: int = 3) -> bytes:

@@ -39,6 +39,8 @@ from gateway.config import ConfigError
 from gateway.core import log as logmod
 from gateway.core.log import NOTICE, log
 from gateway.master import listeners
+from gateway.master.admin_bridge import AdminBridge
+from gateway.master.certstore import CertStore
 from gateway.master.app import GatewayApp
 from gateway.master.etcd_client import EtcdClient
 from gateway.master.etcd_source import EtcdSource
@@ -52,6 +54,23 @@ WORKER_READY_TIMEOUT = 30.0
 FAST_STOP_TIMEOUT = 5.0
 
 
+def _source_settings(conf: dict) -> tuple:
+    """What decides the config source and how it connects: a reload that changes any of it
+    reconnects (another etcd, prefix, credentials, or role)."""
+    deployment = conf["deployment"]
+    return (config.config_provider(conf), config.admin_enabled(conf),
+            repr(deployment.get("etcd")))
+
+
+def all_addresses(conf: dict) -> list[tuple[str, int]]:
+    """Every listener the workers inherit: the proxy's, the Admin API's, the Control API's."""
+    addresses = config.listen_addresses(conf)
+    for extra in (config.admin_address(conf), config.control_address(conf)):
+        if extra is not None and extra not in addresses:
+            addresses.append(extra)
+    return addresses
+
+
 class Master(Arbiter):
     """gunicorn's arbiter loop (reap, murder, manage workers) with our signal map."""
 
@@ -60,6 +79,7 @@ class Master(Arbiter):
         self.retiring: dict[int, tuple[object, float]] = {}   # pid -> (worker, kill deadline)
         self.snapshot = Snapshot()
         self.fanout: Fanout | None = None
+        self.admin_bridge: AdminBridge | None = None
         self.source: YamlSource | EtcdSource | None = None
         self.ready_pids: set[int] = set()
         self.ready_cond = threading.Condition()
@@ -72,7 +92,7 @@ class Master(Arbiter):
     # ------------------------------------------------------------------ start-up
     def start(self) -> None:
         if not self.LISTENERS and "GUNICORN_FD" not in os.environ:
-            self.LISTENERS = listeners.open_all(config.listen_addresses(self.conf),
+            self.LISTENERS = listeners.open_all(all_addresses(self.conf),
                                                 self.cfg, self.log)
         super().start()
         if self.master_pid:
@@ -92,6 +112,11 @@ class Master(Arbiter):
         self.fanout = Fanout(self.snapshot, self.app.prefix, self.pid)
         self.fanout.on_ready = self.worker_ready
         self.fanout.start()
+        self.start_source()
+
+    def start_source(self) -> None:
+        """The config source config.yaml names (and the Admin API's bridge to etcd)."""
+        self.certstore = CertStore(self.conf)
         provider = config.config_provider(self.conf)
         if provider == "yaml":
             path = os.path.join(self.app.prefix, "conf", "apisix.yaml")
@@ -106,18 +131,34 @@ class Master(Arbiter):
                 self.on_changes, config.resolve_path(self.app.prefix, persist) if persist else None)
             self.source.load_now()
             self.source.start()
+            if config.admin_enabled(self.conf):
+                self.admin_bridge = AdminBridge(self.conf, self.app.prefix, self.pid)
+                self.admin_bridge.plugin_names = self.enabled_plugins
+                self.admin_bridge.on_reload_plugins = \
+                    lambda: self.fanout.publish_control("plugins_reload")
+                self.admin_bridge.start()
         else:
             log.warning("config provider %r is not available yet; serving an empty config",
                         provider)
 
+    def enabled_plugins(self) -> list[str]:
+        """The `plugins:` list of config.yaml as it is on disk now (plugins/reload re-reads
+        it, as APISIX does); the running one when the file does not load."""
+        try:
+            return list(config.load(self.app.prefix, self.app.config_path).get("plugins") or [])
+        except (ConfigError, SystemExit):
+            return list(self.conf.get("plugins") or [])
+
     def on_objects(self, objects: dict, rev: int | None = None) -> None:
         """A config source's whole new config (at etcd revision `rev`, when it has one)."""
         assert self.fanout is not None
+        objects = self.certstore.prepare_all(objects)
         self.fanout.publish(self.snapshot.replace(objects, rev))
 
     def on_changes(self, changes: list, rev: int) -> None:
         """A config source's individual puts/deletes at etcd revision `rev`."""
         assert self.fanout is not None
+        changes = self.certstore.prepare_changes(changes)
         self.fanout.publish(self.snapshot.apply(changes, rev))
 
     def worker_ready(self, pid: int) -> None:
@@ -244,7 +285,7 @@ class Master(Arbiter):
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
         old_listeners = self.LISTENERS
-        new_addresses = config.listen_addresses(conf)
+        new_addresses = all_addresses(conf)
         if [tuple(lnr.cfg_addr[:2]) for lnr in old_listeners] != new_addresses:
             try:
                 self.LISTENERS = listeners.open_all(new_addresses, self.cfg, self.log)
@@ -278,7 +319,11 @@ class Master(Arbiter):
         self.timeout = self.cfg.timeout
         logmod.setup(config.resolve_path(self.app.prefix, conf["nginx_config"]["error_log"]),
                      conf["nginx_config"]["error_log_level"])
-        if self.source is not None:
+        if _source_settings(conf) != _source_settings(old_conf):
+            log.info("reload: config source settings changed, reconnecting")
+            self.stop_source()
+            self.start_source()
+        elif self.source is not None:
             self.source.load_now()
         self.retire(old)
         log.info("reload done: %d new workers", len(new))
@@ -419,9 +464,16 @@ class Master(Arbiter):
         self.tell_ready(("error: %s\n" % (reason or "stopped")).encode())
         sys.exit(exit_status)
 
-    def cleanup(self) -> None:
+    def stop_source(self) -> None:
         if self.source is not None:
             self.source.stop()
+            self.source = None
+        if self.admin_bridge is not None:
+            self.admin_bridge.stop()
+            self.admin_bridge = None
+
+    def cleanup(self) -> None:
+        self.stop_source()
         if self.fanout is not None:
             self.fanout.stop()
         if self.pidfile is not None:

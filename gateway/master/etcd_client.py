@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import re
 import socket
@@ -187,7 +188,8 @@ class _SniAdapter(HTTPAdapter):
 class EtcdClient:
     def __init__(self, hosts: Sequence[str], timeout: float = 30.0, user: str | None = None,
                  password: str | None = None, tls: Mapping[str, Any] | None = None,
-                 watch_timeout: float = 50.0, health_check_timeout: float = 10.0):
+                 watch_timeout: float = 50.0, health_check_timeout: float = 10.0,
+                 ca_file: str | None = None):
         if not hosts:
             raise ValueError("no etcd endpoint configured")
         self.hosts = [h.rstrip("/") for h in hosts]
@@ -200,10 +202,13 @@ class EtcdClient:
         self._failed_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self.session = requests.Session()
+        # settings come from config.yaml alone: REQUESTS_CA_BUNDLE would silently override
+        # `verify: false`, and HTTP(S)_PROXY must not route etcd traffic
+        self.session.trust_env = False
         tls = tls or {}
         if tls.get("cert"):
             self.session.cert = (tls["cert"], tls["key"]) if tls.get("key") else tls["cert"]
-        self.session.verify = bool(tls.get("verify", True))
+        self.session.verify = (ca_file or True) if tls.get("verify", True) else False
         if tls.get("sni"):
             self.session.mount("https://", _SniAdapter(str(tls["sni"])))
 
@@ -211,10 +216,12 @@ class EtcdClient:
     def from_conf(cls, conf: Mapping[str, Any]) -> EtcdClient:
         """A client for `deployment.etcd` of the node settings."""
         etcd = conf["deployment"]["etcd"]
+        trusted = ((conf.get("apisix") or {}).get("ssl") or {}).get("ssl_trusted_certificate")
         return cls(etcd["host"], timeout=etcd.get("timeout") or 30,
                    user=etcd.get("user"), password=etcd.get("password"),
                    tls=etcd.get("tls"), watch_timeout=etcd.get("watch_timeout") or 50,
-                   health_check_timeout=etcd.get("health_check_timeout") or 10)
+                   health_check_timeout=etcd.get("health_check_timeout") or 10,
+                   ca_file=_ca_file(trusted))
 
     def close(self) -> None:
         self.session.close()
@@ -418,6 +425,16 @@ class EtcdClient:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def _ca_file(trusted: Any) -> str | None:
+    """`apisix.ssl.ssl_trusted_certificate` as a CA bundle path ("system": the OS store)."""
+    if not trusted or trusted == "system":
+        for path in ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"):
+            if os.path.exists(path):
+                return path
+        return None
+    return str(trusted)
 
 
 # ---------------------------------------------------------------------- txn builders

@@ -97,7 +97,9 @@ def decode_value(key: str, raw: bytes) -> tuple[Any, str | None]:
         return None, "invalid JSON"
     if kind == "plugins":
         return (value, None) if isinstance(value, list) else (None, "expected a list")
-    problem = schema.check(kind, value)
+    # a secret's manager (vault, aws, gcp) is in its key: /apisix/secrets/vault/1
+    manager = key.split("/")[3] if kind == "secrets" else None
+    problem = schema.check(kind, value, manager)
     return (None, problem) if problem else (value, None)
 
 
@@ -190,8 +192,10 @@ class EtcdSource:
                     self._objects[key] = value
                     changes.append((key, value))
             self.rev = max(self.rev, batch.revision)
+        # called even without changes: the revision itself must reach workers (an Admin
+        # API write waits for its revision to be applied before it answers)
+        self.on_changes(changes, batch.revision)
         if changes:
-            self.on_changes(changes, batch.revision)
             self._dirty.set()
 
     def _run(self) -> None:

@@ -58,6 +58,16 @@ class Fanout:
             push.connect(self._inbox)
         push.send_multipart((b"%d" % delta.rev, delta.message))
 
+    def publish_control(self, what: str) -> None:
+        """Send a command (plane.encode_control) to every worker (callable from any thread)."""
+        if not self._running:
+            return
+        push = getattr(self._local, "push", None)
+        if push is None:
+            push = self._local.push = self._ctx.socket(zmq.PUSH)
+            push.connect(self._inbox)
+        push.send_multipart((b"0", plane.encode_control(what)))
+
     def stop(self) -> None:
         self._running = False
         if self._thread is not None:
@@ -103,14 +113,14 @@ class Fanout:
                             pub.send_multipart((plane.TOPIC, delta))
                             published = max(published, int(rev))
                     else:
-                        self._answer(router)
+                        self._answer(router, pub)
         except Exception:
             log.exception("config fan-out thread failed")
         finally:
             for sock in (pub, router, inbox):
                 sock.close(linger=0)
 
-    def _answer(self, router: zmq.Socket) -> None:
+    def _answer(self, router: zmq.Socket, pub: zmq.Socket) -> None:
         while True:
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK)
@@ -120,6 +130,9 @@ class Fanout:
                 continue
             if frames[1] == plane.SNAPSHOT_REQUEST:
                 router.send_multipart((frames[0], self.snapshot.encoded()))
+            elif frames[1] == plane.RELAY and len(frames) == 3:
+                # a worker's news for all workers (health changes): one hop, no state here
+                pub.send_multipart((plane.TOPIC, frames[2]))
             elif frames[1] == plane.WORKER_READY and len(frames) == 3:
                 try:
                     self.on_ready(int(frames[2]))

@@ -61,8 +61,10 @@ class Snapshot:
                     if objs.get(key) != data:
                         objs[key] = data
                         ops.append((key, data))
-            if not ops:
+            if not ops and (rev is None or rev <= self.rev):
                 return None
+            # an empty delta still moves workers to `rev`: an Admin API write whose value
+            # workers do not keep (gen_id, an unchanged object) must still be "seen"
             return self._commit(objs, ops, rev)
 
     def _commit(self, objs: dict[str, bytes], ops: list, rev: int | None) -> Delta:

@@ -2,16 +2,18 @@
 
 Every balancer is built once per table from the upstream's nodes (weight > 0 only) and
 answers :meth:`Balancer.pick` per request. Nodes are grouped by ``priority`` (highest
-first): a pick uses the highest group with a node that is not marked failed, so backup
-nodes (lower, often negative, priority) take traffic only while every node above them is
-down. :meth:`Balancer.failed` marks a node down for :data:`FAIL_TIMEOUT` seconds (nginx's
-``max_fails=1 fail_timeout=10s`` behaviour, which is also what a retry needs: the next pick
-avoids it); :meth:`Balancer.done` reports a completed exchange (latency for ewma, the
-connection count for least_conn). When every node is marked failed the marks are ignored:
-a gateway that refuses to try is worse than one that tries a node that may be back.
+first): a pick uses the highest group with a usable node, so backup nodes (lower, often
+negative, priority) take traffic only while every node above them is unusable.
 
-:meth:`Balancer.pick_alive` returns None instead of ignoring marks: the retry loop uses it
-to stop once every node has failed for this request.
+A node is unusable for one pick when it was already *tried* by this request (a retry moves
+to another node, as APISIX's ``balancer_tried_servers``) or when the upstream's health
+checks hold it unhealthy (:class:`gateway.worker.healthcheck.Health`, whose ``bad`` set of
+node names the balancer reads; no checks → ``health`` is None and costs one test). When
+every node is unhealthy, APISIX picks from all of them: so do we. Failures do not mark a
+node down across requests (APISIX without health checks keeps trying a dead node, each
+request then retries elsewhere); that is the health checks' job.
+:meth:`Balancer.done` reports a completed exchange (latency for ewma, the connection count
+for least_conn), :meth:`Balancer.failed` a failed one.
 
 * ``roundrobin``: nginx's smooth weighted round robin (each pick adds every node's weight
   to its current weight, takes the largest, subtracts the total from it): weights 5:1:1
@@ -39,11 +41,9 @@ from typing import Any
 
 from gateway.core.ctxvars import RequestVars, getter
 
-__all__ = ["Balancer", "make_balancer", "KINDS", "FAIL_TIMEOUT", "chash_key_fn"]
+__all__ = ["Balancer", "make_balancer", "KINDS", "chash_key_fn"]
 
 KINDS = ("roundrobin", "chash", "ewma", "least_conn")
-#: seconds a node stays out of the picks after a failure (nginx's fail_timeout default)
-FAIL_TIMEOUT = 10.0
 #: ring points per weight unit, and the cap per node (a weight of 1000 must not build
 #: a ring of 160,000 points per node)
 CHASH_POINTS = 160
@@ -57,60 +57,58 @@ clock: Callable[[], float] = time.monotonic
 
 
 class Balancer:
-    """Base: priority groups and failure marks. Subclasses implement :meth:`_choose`."""
+    """Base: priority groups, tried/unhealthy exclusion. Subclasses implement
+    :meth:`_choose`."""
 
-    __slots__ = ("nodes", "groups", "down", "make_vars")
+    __slots__ = ("nodes", "groups", "health", "make_vars")
 
-    def __init__(self, nodes: list[Any], make_vars: Callable[[Any], RequestVars] | None = None):
+    def __init__(self, nodes: list[Any], make_vars: Callable[[Any], RequestVars] | None = None,
+                 health: Any = None):
         self.nodes = nodes
         groups: dict[int, list[Any]] = {}
         for n in nodes:
             groups.setdefault(n.priority, []).append(n)
         #: node lists by priority, highest first
         self.groups = [groups[p] for p in sorted(groups, reverse=True)]
-        #: id(node) → monotonic time until which it is considered down
-        self.down: dict[int, float] = {}
+        #: the upstream's health state (an object with a ``bad`` set of unhealthy node
+        #: names), or None when the upstream has no health checks
+        self.health = health
         self.make_vars = make_vars
 
-    def pick(self, ctx: Any = None) -> Any:
-        """The node for this request, or None when there is no node at all."""
-        if not self.down:
+    def pick(self, ctx: Any = None, tried: Any = None) -> Any:
+        """The node for this request, or None when there is none (no node at all, or every
+        node is in ``tried``: the nodes this request already failed on)."""
+        health = self.health
+        if tried is None and (health is None or not health.bad):
             groups = self.groups
             return self._choose(groups[0], 0, ctx, None) if groups else None
-        node = self.pick_alive(ctx)
-        if node is None and self.groups:
-            self.down.clear()  # everything failed: try again rather than refuse
-            return self._choose(self.groups[0], 0, ctx, None)
-        return node
+        bad = health.bad if health is not None else ()
+        if bad:
+            node = self._pick_without(ctx, tried, bad)
+            if node is not None:
+                return node
+            # every untried node is unhealthy: APISIX then picks from all of them
+        return self._pick_without(ctx, tried, ()) if tried else \
+            self._choose(self.groups[0], 0, ctx, None) if self.groups else None
 
-    def pick_alive(self, ctx: Any = None) -> Any:
-        """A node not marked failed (highest priority group first), or None."""
-        down = self.down
-        if down:
-            now = clock()
-            for key in [k for k, until in down.items() if until <= now]:
-                del down[key]
+    def _pick_without(self, ctx: Any, tried: Any, bad: Any) -> Any:
+        """Highest priority group with a node neither tried nor in ``bad`` (rare path)."""
         for i, group in enumerate(self.groups):
-            if down:
-                alive = [n for n in group if id(n) not in down]
-                if not alive:
-                    continue
-                if len(alive) == len(group):
-                    alive = None
-            else:
-                alive = None
-            return self._choose(group, i, ctx, alive)
+            skip = {id(n) for n in group if n.name in bad or (tried and n in tried)}
+            if len(skip) == len(group):
+                continue
+            return self._choose(group, i, ctx, skip or None)
         return None
 
     def failed(self, node: Any) -> None:
-        """An exchange with ``node`` failed (connect error, timeout): avoid it for a while."""
-        self.down[id(node)] = clock() + FAIL_TIMEOUT
+        """An exchange with ``node`` failed (connect error, reset, timeout)."""
 
     def done(self, node: Any, latency: float) -> None:
         """An exchange with ``node`` completed in ``latency`` seconds."""
 
-    def _choose(self, group: list[Any], index: int, ctx: Any,
-                alive: list[Any] | None) -> Any:
+    def _choose(self, group: list[Any], index: int, ctx: Any, skip: set[int] | None) -> Any:
+        """A node of ``group`` (``self.groups[index]``) whose id is not in ``skip`` (None:
+        every node may be chosen; never all of the group)."""
         raise NotImplementedError
 
 
@@ -119,22 +117,20 @@ class RoundRobin(Balancer):
 
     __slots__ = ("current", "totals")
 
-    def __init__(self, nodes: list[Any], make_vars: Any = None):
-        super().__init__(nodes, make_vars)
+    def __init__(self, nodes: list[Any], make_vars: Any = None, health: Any = None):
+        super().__init__(nodes, make_vars, health)
         self.current = [[0] * len(g) for g in self.groups]
         self.totals = [sum(n.weight for n in g) for g in self.groups]
 
-    def _choose(self, group: list[Any], index: int, ctx: Any,
-                alive: list[Any] | None) -> Any:
+    def _choose(self, group: list[Any], index: int, ctx: Any, skip: set[int] | None) -> Any:
         if len(group) == 1:
             return group[0]
         current = self.current[index]
         best = -1
         best_value = 0
         total = 0
-        down = self.down if alive is not None else None
         for i, node in enumerate(group):
-            if down is not None and id(node) in down:
+            if skip is not None and id(node) in skip:
                 continue
             w = node.weight
             value = current[i] + w
@@ -185,8 +181,8 @@ class ConsistentHash(Balancer):
     __slots__ = ("rings", "key_of")
 
     def __init__(self, nodes: list[Any], make_vars: Any = None, hash_on: str = "vars",
-                 key: str = "remote_addr"):
-        super().__init__(nodes, make_vars)
+                 key: str = "remote_addr", health: Any = None):
+        super().__init__(nodes, make_vars, health)
         self.key_of = chash_key_fn(hash_on, key or "remote_addr")
         self.rings: list[tuple[list[int], list[Any]]] = []
         for group in self.groups:
@@ -210,20 +206,18 @@ class ConsistentHash(Balancer):
             value = v.remote_addr.decode("latin-1") if isinstance(v, RequestVars) else ""
         return str(value).encode()
 
-    def _choose(self, group: list[Any], index: int, ctx: Any,
-                alive: list[Any] | None) -> Any:
-        if len(group) == 1 and alive is None:
+    def _choose(self, group: list[Any], index: int, ctx: Any, skip: set[int] | None) -> Any:
+        if len(group) == 1:
             return group[0]
         hashes, owners = self.rings[index]
         h = zlib.crc32(self.key(ctx)) if ctx is not None else 0
         i = bisect.bisect_left(hashes, h)
         n = len(hashes)
-        if alive is None:
+        if skip is None:
             return owners[i % n]
-        down = self.down
-        for step in range(n):
+        for step in range(n):  # the next point clockwise owned by a usable node
             node = owners[(i + step) % n]
-            if id(node) not in down:
+            if id(node) not in skip:
                 return node
         return None
 
@@ -233,8 +227,8 @@ class Ewma(Balancer):
 
     __slots__ = ("stats", "rand")
 
-    def __init__(self, nodes: list[Any], make_vars: Any = None):
-        super().__init__(nodes, make_vars)
+    def __init__(self, nodes: list[Any], make_vars: Any = None, health: Any = None):
+        super().__init__(nodes, make_vars, health)
         #: id(node) → [ewma seconds, last update time]
         self.stats: dict[int, list[float]] = {id(n): [0.0, 0.0] for n in nodes}
         self.rand = random.Random()
@@ -245,9 +239,8 @@ class Ewma(Balancer):
             return 0.0
         return value * math.exp(-(clock() - stamp) / EWMA_DECAY)
 
-    def _choose(self, group: list[Any], index: int, ctx: Any,
-                alive: list[Any] | None) -> Any:
-        pool = alive if alive is not None else group
+    def _choose(self, group: list[Any], index: int, ctx: Any, skip: set[int] | None) -> Any:
+        pool = group if skip is None else [n for n in group if id(n) not in skip]
         if len(pool) == 1:
             return pool[0]
         a, b = self.rand.sample(pool, 2)
@@ -263,7 +256,6 @@ class Ewma(Balancer):
         stat[1] = now
 
     def failed(self, node: Any) -> None:
-        super().failed(node)
         self.done(node, EWMA_FAIL_PENALTY)
 
 
@@ -273,15 +265,14 @@ class LeastConn(Balancer):
 
     __slots__ = ("active", "turn")
 
-    def __init__(self, nodes: list[Any], make_vars: Any = None):
-        super().__init__(nodes, make_vars)
+    def __init__(self, nodes: list[Any], make_vars: Any = None, health: Any = None):
+        super().__init__(nodes, make_vars, health)
         self.active: dict[int, int] = {id(n): 0 for n in nodes}
         self.turn = 0
 
-    def _choose(self, group: list[Any], index: int, ctx: Any,
-                alive: list[Any] | None) -> Any:
+    def _choose(self, group: list[Any], index: int, ctx: Any, skip: set[int] | None) -> Any:
         active = self.active
-        pool = alive if alive is not None else group
+        pool = group if skip is None else [n for n in group if id(n) not in skip]
         n = len(pool)
         start = self.turn % n
         self.turn += 1
@@ -304,26 +295,27 @@ class LeastConn(Balancer):
         self._release(node)
 
     def failed(self, node: Any) -> None:
-        super().failed(node)
         self._release(node)
 
 
 def make_balancer(conf: Mapping[str, Any], nodes: list[Any],
-                  make_vars: Callable[[Any], RequestVars] | None = None) -> Balancer:
-    """The balancer for an upstream object's ``type`` (roundrobin when absent). Raises
+                  make_vars: Callable[[Any], RequestVars] | None = None,
+                  health: Any = None) -> Balancer:
+    """The balancer for an upstream object's ``type`` (roundrobin when absent), reading
+    ``health`` (see :class:`Balancer`) when the upstream has health checks. Raises
     ValueError for an unknown type or a chash without the key it needs."""
     kind = conf.get("type") or "roundrobin"
     if kind == "roundrobin":
-        return RoundRobin(nodes, make_vars)
+        return RoundRobin(nodes, make_vars, health)
     if kind == "chash":
         hash_on = conf.get("hash_on") or "vars"
         key = conf.get("key")
         if hash_on != "consumer" and not key:
             raise ValueError("missing key")
-        return ConsistentHash(nodes, make_vars, hash_on, key or "")
+        return ConsistentHash(nodes, make_vars, hash_on, key or "", health)
     if kind == "ewma":
-        return Ewma(nodes, make_vars)
+        return Ewma(nodes, make_vars, health)
     if kind == "least_conn":
-        return LeastConn(nodes, make_vars)
+        return LeastConn(nodes, make_vars, health)
     raise ValueError("unknown balancer type %r (expected one of %s)"
                      % (kind, ", ".join(KINDS)))

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from gateway.core.log import log
+from gateway.worker import plugin_runner
 from gateway.worker.request import STREAM_OPEN, STREAM_WANTED, XFH, Reject, Request
 from gateway.worker.response import CRLF, HEAD, NOT_FOUND_ROUTE, access_line
 from gateway.worker.tunnel import Tunnel
@@ -227,13 +228,22 @@ class Client:
         self.active = twin
         if self.up is not None:
             self.up.req = twin
+        if twin.pctx is not None:
+            twin.pctx.req = twin
 
     def start(self, req: Request) -> None:
         self.active = req
         self.nreq += 1
         target = req.target
         if target is None:
+            chain = self.server.table.global_chain
+            if chain is not None:  # global rules run for unmatched requests too
+                plugin_runner.start(self, req, None, chain)
+                return
             self.respond(req, 404, NOT_FOUND_ROUTE)
+            return
+        if target.chain is not None:
+            plugin_runner.start(self, req, target, target.chain)
             return
         if target.error:
             self.respond(req, target.error)
@@ -266,6 +276,8 @@ class Client:
             now = server.now()
         if server.access_log is not None:
             self.log_access(req, status, now)
+        if req.rare and req.pctx is not None:
+            plugin_runner.log_phase(req.pctx, status)
         self.active = None
         self.t_mark = now
         if self.closed:

@@ -27,8 +27,10 @@ class UpstreamPool:
         self.show_status = show_status
         self.idle: dict[tuple, list[UpConn]] = {}
 
-    def forward(self, client: Any, req: Any, target: Any, node: Any, data: bytes) -> None:
-        """Send ``data`` (the whole upstream request) to ``node`` for ``client``'s ``req``."""
+    def forward(self, client: Any, req: Any, target: Any, node: Any, data: bytes,
+                attempt: Any = None) -> None:
+        """Send ``data`` (the whole upstream request) to ``node`` for ``client``'s ``req``
+        (``attempt``: the retry state of a request whose earlier try failed)."""
         idle = self.idle.get(node.addr)
         if idle:
             up = idle.pop()
@@ -36,7 +38,7 @@ class UpstreamPool:
             up.reused = True
         else:
             up = UpConn(self, node)
-        up.begin(client, req, target, data)
+        up.begin(client, req, target, data, attempt)
 
     def discard(self, up: UpConn) -> None:
         idle = self.idle.get(up.addr)

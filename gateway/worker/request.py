@@ -79,7 +79,7 @@ class Request:
                  "keep", "minor", "t_start", "target", "route", "sent",
                  "up_addr", "up_status", "up_time", "up_host", "rare",
                  "xff", "xf", "referer", "auth", "clen", "chunked", "expect", "conn",
-                 "body", "nbody", "stream", "upgrade", "nhdrs")
+                 "body", "nbody", "stream", "upgrade", "nhdrs", "pctx")
 
     def __init__(self, client: Client):
         self.client = client
@@ -91,6 +91,9 @@ class Request:
         self.target = None
         self.rare = True
         self.hdrs = []
+        #: the plugin ctx (gateway.worker.plugin_ctx) when the route runs plugins; the
+        #: runner sets ``rare`` with it, so the next request resets it
+        self.pctx = None
 
     def copy(self) -> Request:
         """A detached copy (pipelining: the parser moves on to the next request)."""
@@ -128,6 +131,7 @@ class Request:
             self.nbody = 0
             self.stream = 0
             self.upgrade = None
+            self.pctx = None
 
     def on_url(self, url: bytes) -> None:
         if self.url is not None:
@@ -323,6 +327,9 @@ class Request:
             else:
                 parts += (client.forward_block(self), CRLF)
             return b"".join(parts)
+        pctx = self.pctx
+        if pctx is not None and pctx.head_edits:
+            pctx.edit_head(parts)  # plugins changed the method, target or Host
         if self.upgrade is not None:
             if target.websocket and self.conn is not None and b"upgrade" in self.conn.lower():
                 parts += (b"Upgrade: ", self.upgrade, UPGRADE_CONN)  # a tunnel, on 101

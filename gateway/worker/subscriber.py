@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 
 import gevent
+import gevent.event
 import zmq.green as zmq
 
 from gateway.core import plane
@@ -40,6 +41,9 @@ class Subscriber:
         self._dealer.setsockopt(zmq.LINGER, 0)
         self._dealer.connect(self._router)
         self._greenlet: gevent.Greenlet | None = None
+        self._waiters: list[gevent.event.Event] = []
+        #: called with a control message ("plugins_reload", "health") and its data
+        self.on_control: Callable[[str, object], None] = lambda what, data: None
 
     def sync(self, timeout: float | None = None) -> bool:
         """Fetch and apply the full snapshot; False if the master did not answer in time."""
@@ -61,6 +65,10 @@ class Subscriber:
             self._dealer.connect(self._router)
             if deadline is not None and gevent.get_hub().loop.now() >= deadline:
                 return False
+
+    def relay(self, what: str, data: object) -> None:
+        """Send a control message to every worker of this node, through the master."""
+        self._dealer.send_multipart((plane.RELAY, plane.encode_control(what, data)))
 
     def report_ready(self) -> None:
         self._dealer.send_multipart((plane.WORKER_READY, str(os.getpid()).encode()))
@@ -88,6 +96,9 @@ class Subscriber:
 
     def _handle(self, msg: dict) -> None:
         rev = msg["rev"]
+        if msg["t"] == "ctl":
+            self.on_control(msg["what"], msg.get("data"))
+            return
         if msg["t"] == "hb":
             if rev > self.rev:
                 log.info("config heartbeat at revision %d, this worker has %d: resync",
@@ -101,9 +112,12 @@ class Subscriber:
                      rev, msg["prev"], self.rev)
             self.sync()
             return
-        self.store.apply(msg["ops"])
         self.rev = rev
-        self._changed()
+        if msg["ops"]:
+            self.store.apply(msg["ops"])
+            self._changed()
+        else:
+            self._wake()                # only the revision moved (a write we do not keep)
 
     def _changed(self) -> None:
         try:
@@ -111,3 +125,22 @@ class Subscriber:
         except Exception:
             log.exception("applying config revision %d failed; keeping the previous tables",
                           self.rev)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for event in waiters:
+            event.set()
+
+    def wait_rev(self, rev: int, timeout: float) -> bool:
+        """Block this greenlet until the tables serve revision `rev` (an Admin API write
+        answers only then: a read after a write sees it). False after `timeout` seconds."""
+        deadline = gevent.get_hub().loop.now() + timeout
+        while self.rev < rev:
+            left = deadline - gevent.get_hub().loop.now()
+            if left <= 0:
+                return False
+            event = gevent.event.Event()
+            self._waiters.append(event)
+            event.wait(left)
+        return True

@@ -22,10 +22,14 @@ from typing import Any
 
 import gevent
 
+from gateway.core import plugins as plugin_registry
 from gateway.core.ctxvars import RequestVars
 from gateway.core.log import log
 from gateway.core.router import Route, Router
 from gateway.worker.balancer import Balancer, make_balancer
+from gateway.worker.healthcheck import REGISTRY as HEALTH_REGISTRY
+from gateway.worker.plugin_chain import Chain, ChainBuilder, merge_plugins
+from gateway.worker.resolver import DNS
 
 __all__ = ["Table", "Target", "Upstream", "Node", "Timeouts", "request_vars",
            "setting", "duration", "size"]
@@ -34,6 +38,7 @@ ROUTES = "/apisix/routes/"
 UPSTREAMS = "/apisix/upstreams/"
 SERVICES = "/apisix/services/"
 PLUGIN_CONFIGS = "/apisix/plugin_configs/"
+GLOBAL_RULES = "/apisix/global_rules/"
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
 #: APISIX's proxy timeouts default to nginx's 60 s each
@@ -193,7 +198,7 @@ class Upstream:
 
     __slots__ = ("id", "key", "nodes", "balancer", "scheme", "pass_host", "host_header",
                  "timeout", "pool_size", "pool_idle", "pool_requests", "retries",
-                 "error", "conf")
+                 "retry_timeout", "health", "error", "conf")
 
     def __init__(self, key: str, conf: Mapping[str, Any], pool_defaults: tuple[int, float, int],
                  resolver: _Resolver):
@@ -218,10 +223,10 @@ class Upstream:
             idle = float(pool.get("idle_timeout", idle))
             requests = int(pool.get("requests", requests))
         self.pool_size, self.pool_idle, self.pool_requests = size_, idle, requests
-        self.retries = conf.get("retries")
         #: 0, or the status every request to this upstream gets (APISIX's runtime codes)
         self.error = 0
         self.nodes: list[Node] = []
+        usable = 0  # nodes that resolved, weight 0 included (APISIX's #nodes)
         if self.scheme != "http":
             log.error("upstream %s: scheme %r is not supported yet", key, self.scheme)
             self.error = 502
@@ -230,21 +235,36 @@ class Upstream:
             log.error("upstream %s: no nodes (service discovery is not supported yet)", key)
             self.error = 503
         else:
-            self.nodes = _parse_nodes(conf["nodes"], self.scheme, resolver, key)
+            self.nodes, usable = _parse_nodes(conf["nodes"], self.scheme, resolver, key)
             if not self.nodes:
-                # APISIX: no node at all → 503; nodes that all weigh 0 → 502 (no pick)
-                self.error = 503 if not conf["nodes"] else 502
-        self.balancer: Balancer = make_balancer(conf, self.nodes, request_vars)
+                # APISIX: no node at all (or none resolved) → 503; nodes that all weigh 0
+                # → 502 (no pick)
+                self.error = 503 if not usable else 502
+        # --- retries and health checks (gateway.worker.upstream, .healthcheck)
+        retries = conf.get("retries")
+        #: tries after the first: ``retries``, or APISIX's default #nodes - 1
+        self.retries = retries if isinstance(retries, int) and not isinstance(retries, bool) \
+            and retries >= 0 else max(usable - 1, 0)
+        #: seconds after the first try when no more tries start (0: no limit)
+        self.retry_timeout = float(conf.get("retry_timeout") or 0)
+        #: health state read by the balancer and fed by the data path; None: no checks
+        self.health = HEALTH_REGISTRY.health(key.split("#", 1)[0], conf.get("checks"),
+                                             self.nodes)
+        self.balancer: Balancer = make_balancer(conf, self.nodes, request_vars, self.health)
 
 
 class Target:
     """What a matched route leads to; lives in :attr:`Route.data`."""
 
-    __slots__ = ("route_id", "service_id", "upstream", "error", "timeout", "websocket")
+    __slots__ = ("route_id", "service_id", "upstream", "error", "timeout", "websocket",
+                 "chain")
 
     def __init__(self, route_id: str, service_id: str | None, upstream: Upstream | None,
-                 error: int, timeout: Timeouts, websocket: bool = False):
+                 error: int, timeout: Timeouts, websocket: bool = False,
+                 chain: Chain | None = None):
         self.route_id = route_id
+        #: the route's plugins (global rules included) per phase; None: no plugin work
+        self.chain = chain
         self.service_id = service_id
         self.upstream = upstream
         #: 0, or the status the route answers with instead of proxying
@@ -257,15 +277,16 @@ class Target:
 class _Resolver:
     """Node host → socket address, cached for one build.
 
-    IP literals need no lookup. Names are resolved here, at build time, with the system
-    resolver (blocking, but off the hot path); APISIX re-resolves domain nodes at runtime,
-    which arrives with DNS/discovery support.
+    IP literals need no lookup. Names go to gateway.worker.resolver's cache (resolved off
+    the event loop, re-resolved in the background; the worker rebuilds the table when an
+    answer changes); :attr:`names` is what this build used.
     """
 
-    __slots__ = ("cache",)
+    __slots__ = ("cache", "names")
 
     def __init__(self) -> None:
         self.cache: dict[tuple[str, int], tuple[tuple, int] | None] = {}
+        self.names: set[str] = set()
 
     def resolve(self, host: str, port: int) -> tuple[tuple, int] | None:
         key = (host, port)
@@ -280,13 +301,14 @@ class _Resolver:
             else:
                 result = ((bare, port), socket.AF_INET)
         except ValueError:
-            try:
-                infos = socket.getaddrinfo(bare, port, 0, socket.SOCK_STREAM)
-            except OSError as e:
-                log.error("failed to resolve upstream node %s: %s", bare, e)
-                infos = []
-            infos.sort(key=lambda i: i[0] != socket.AF_INET)  # prefer IPv4, like nginx order
-            result = (infos[0][4], infos[0][0]) if infos else None
+            self.names.add(bare)
+            answer = DNS.lookup(bare)
+            if answer is None:
+                result = None
+            elif answer[1] == socket.AF_INET6:
+                result = ((answer[0], port, 0, 0), socket.AF_INET6)
+            else:
+                result = ((answer[0], port), socket.AF_INET)
         self.cache[key] = result
         return result
 
@@ -313,8 +335,11 @@ def _split_host_port(text: str, scheme: str) -> tuple[str, int]:
     return host, port
 
 
-def _parse_nodes(nodes: Any, scheme: str, resolver: _Resolver, key: str) -> list[Node]:
-    """Both node forms → Node objects with weight > 0, highest priority first."""
+def _parse_nodes(nodes: Any, scheme: str, resolver: _Resolver, key: str,
+                 ) -> tuple[list[Node], int]:
+    """Both node forms → (Node objects with weight > 0, highest priority first; the number
+    of nodes that resolved, weight 0 included). A name that does not resolve skips its
+    node (logged by the resolver)."""
     items: list[tuple[str, int, Any, Any]] = []
     if isinstance(nodes, Mapping):
         for addr, weight in nodes.items():
@@ -334,27 +359,32 @@ def _parse_nodes(nodes: Any, scheme: str, resolver: _Resolver, key: str) -> list
     else:
         raise ValueError("nodes must be a map or a list")
     out = []
+    usable = 0
     for host, port, weight, priority in items:
         if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
             raise ValueError("invalid weight for node %s:%s" % (host, port))
-        if weight == 0:
-            continue
         resolved = resolver.resolve(host, port)
         if resolved is None:
             continue
+        usable += 1
+        if weight == 0:
+            continue
         out.append(Node(host, port, weight, int(priority), resolved[0], resolved[1], scheme))
     out.sort(key=lambda n: -n.priority)  # stable: config order within a priority
-    return out
+    return out, usable
 
 
 # --------------------------------------------------------------------------- table
 class Table:
     """Router + targets for one config snapshot. Immutable after :meth:`build`."""
 
-    __slots__ = ("router", "upstreams", "routes")
+    __slots__ = ("router", "upstreams", "routes", "global_chain")
 
-    def __init__(self, router: Router, upstreams: dict[str, Upstream], routes: list[Route]):
+    def __init__(self, router: Router, upstreams: dict[str, Upstream], routes: list[Route],
+                 global_chain: Chain | None = None):
         self.router = router
+        #: the global rules alone, for requests no route matched (they still run, then 404)
+        self.global_chain = global_chain
         #: upstream id → Upstream (shared by every route that names it)
         self.upstreams = upstreams
         self.routes = routes
@@ -366,11 +396,14 @@ class Table:
 
     @classmethod
     def build(cls, objects: Mapping[str, Any], conf: Mapping[str, Any],
-              cooperative: bool = True) -> Table:
+              cooperative: bool = True,
+              plugins: plugin_registry.PluginSet | None = None) -> Table:
         """Compile a snapshot. Never raises for bad objects: they are logged and skipped.
 
         With ``cooperative`` (the worker), yields to the gevent loop every
-        :data:`BUILD_YIELD_EVERY` objects so requests keep flowing during a big build."""
+        :data:`BUILD_YIELD_EVERY` objects so requests keep flowing during a big build.
+        ``plugins`` is the registry plugin confs are compiled with (default: the one
+        this process loaded last; none loaded: every plugin is unknown)."""
         pool_defaults = (
             int(setting(conf, "nginx_config", "http", "upstream", "keepalive", default=320)),
             duration(setting(conf, "nginx_config", "http", "upstream", "keepalive_timeout"),
@@ -381,7 +414,11 @@ class Table:
         resolver = _Resolver()
         upstreams: dict[str, Upstream] = {}
         services: dict[str, Mapping[str, Any]] = {}
-        plugin_configs: set[str] = set()
+        plugin_configs: dict[str, Any] = {}
+        registry = plugins if plugins is not None else plugin_registry.current()
+        if registry is None:
+            registry = plugin_registry.PluginSet({}, [])
+        chains = ChainBuilder(registry)
         route_keys: list[str] = []
         for count, key in enumerate(sorted(objects), 1):
             if cooperative and count % BUILD_YIELD_EVERY == 0:
@@ -403,9 +440,12 @@ class Table:
                 if isinstance(value, Mapping):
                     services[key[len(SERVICES):]] = value
             elif key.startswith(PLUGIN_CONFIGS) and _child(key, PLUGIN_CONFIGS):
-                plugin_configs.add(key[len(PLUGIN_CONFIGS):])
+                plugin_configs[key[len(PLUGIN_CONFIGS):]] = value
+            elif key.startswith(GLOBAL_RULES) and _child(key, GLOBAL_RULES):
+                chains.add_global_rule(key, value)
 
-        builder = _RouteBuilder(upstreams, services, plugin_configs, pool_defaults, resolver)
+        builder = _RouteBuilder(upstreams, services, plugin_configs, pool_defaults, resolver,
+                                chains)
         routes: list[Route] = []
         for seq, key in enumerate(route_keys):
             if cooperative and seq % BUILD_YIELD_EVERY == BUILD_YIELD_EVERY - 1:
@@ -427,7 +467,10 @@ class Table:
                                                            "delete_uri_tail_slash",
                                                            default=False)),
                         make_vars=request_vars, pause=_yield if cooperative else None)
-        return cls(router, upstreams, routes)
+        DNS.retain(resolver.names)  # names no upstream uses any more are not re-resolved
+        global_chain = chains.chain(None, None, "global rules")
+        chains.finish()
+        return cls(router, upstreams, routes, global_chain)
 
 
 def _yield() -> None:
@@ -446,11 +489,12 @@ class _RouteBuilder:
     """Route object + its service → Route with a Target (shared service upstreams)."""
 
     __slots__ = ("upstreams", "services", "plugin_configs", "pool_defaults", "resolver",
-                 "service_upstreams")
+                 "service_upstreams", "chains")
 
     def __init__(self, upstreams: dict[str, Upstream], services: dict[str, Mapping[str, Any]],
-                 plugin_configs: set[str], pool_defaults: tuple[int, float, int],
-                 resolver: _Resolver):
+                 plugin_configs: dict[str, Any], pool_defaults: tuple[int, float, int],
+                 resolver: _Resolver, chains: ChainBuilder):
+        self.chains = chains
         self.upstreams = upstreams
         self.services = services
         self.plugin_configs = plugin_configs
@@ -483,12 +527,18 @@ class _RouteBuilder:
             log.error("route %s: failed to fetch plugin config by id: %s",
                       route_id, plugin_config_id)
             error = 503
+        chain = None
         if not error:
+            # plugins first: an invalid plugin conf skips the route (raises), as APISIX
+            plugin_config = self.plugin_configs.get(str(plugin_config_id)) \
+                if plugin_config_id is not None else None
+            chain = self.chains.chain(route_id, merge_plugins(service, plugin_config, conf),
+                                      key)
             upstream, error = self._upstream(key, route_id, conf, service_id, service)
         timeout = Timeouts.from_conf(merged.get("timeout"),
                                      upstream.timeout if upstream is not None else None)
         target = Target(route_id, service_id, upstream, error, timeout, bool(
-            conf.get("enable_websocket") or (service or {}).get("enable_websocket")))
+            conf.get("enable_websocket") or (service or {}).get("enable_websocket")), chain)
         if merged is not conf:
             route = Route.from_conf(merged, seq=seq)
         route.data = target

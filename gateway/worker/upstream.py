@@ -14,6 +14,20 @@ upstream's ``keepalive_pool``), closed after ``keepalive_timeout`` idle or
 retried once on a fresh connection when the request is idempotent (the upstream closed it
 while our request was on its way) and no body piece was streamed after the first send.
 
+Retries follow APISIX (nginx's ``proxy_next_upstream error timeout``): a try that fails
+before the response head arrived (connect error or timeout, reset, early close, send error,
+read timeout) moves to another node — the request must not have reached the node already
+unless it is idempotent, and its body must be in memory (a streamed body cannot be sent
+twice) — up to ``retries`` more tries (default: number of nodes - 1), none started later
+than ``retry_timeout`` after the first. Each retry avoids the nodes this request already
+tried (a single-node upstream retries its node). When every try failed the client gets the
+last status (502, or 504 for a timeout) with ``X-APISIX-Upstream-Status`` listing every
+try's status (``502, 502``); 502 when untried nodes ran out first. The retry state
+(:class:`_Attempt`) is allocated at the first failure only: nothing per request otherwise.
+With health checks, a retried failure is reported to the node's passive counters (TCP
+failure, or timeout) and the final status of every response is matched against the passive
+status lists.
+
 Request bodies that did not arrive with the head are streamed (:meth:`UpConn.push`): a
 piece is sent at once when nothing is pending, else queued while the client's read watcher
 is stopped until the socket drained, so at most about one client read is held per request.
@@ -37,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from gateway.core.log import every, log
+from gateway.worker import plugin_runner
 from gateway.worker.request import STREAM_OPEN
 from gateway.worker.response import (COLSP, CONN_CLOSE, CONN_KEEP, CRLF, HEAD, LAST_CHUNK,
                                      TE_CHUNKED,
@@ -93,6 +108,18 @@ def _status(code: int, reason: bytes | None) -> bytes:
     return line
 
 
+class _Attempt:
+    """The tries of one request, from its first failed try on."""
+
+    __slots__ = ("left", "deadline", "tried", "statuses")
+
+    def __init__(self, left: int, deadline: float):
+        self.left = left           # tries still allowed
+        self.deadline = deadline   # loop time after which none starts (0: no limit)
+        self.tried: set[Any] = set()
+        self.statuses = b""        # "502, 504, ": the failed tries, for the header
+
+
 class UpConn:
     """One upstream connection; also the httptools protocol for its responses."""
 
@@ -100,7 +127,7 @@ class UpConn:
                  "error", "reused", "pooled", "requests", "t_idle", "idle_timeout",
                  # the exchange in progress
                  "client", "req", "target", "out", "obuf", "t_begin", "t_last", "paused",
-                 "oq", "streamed",
+                 "oq", "streamed", "attempt",
                  # response framing
                  "code", "reason", "hdrs", "body", "nbody", "clen", "chunked", "conn_hdr",
                  "head_done", "sent_head", "complete", "keep", "head_req", "interim",
@@ -124,6 +151,7 @@ class UpConn:
         self.obuf = None
         self.oq = None
         self.streamed = False
+        self.attempt = None
         self.paused = False
         self.sent_head = False
         self.complete = False
@@ -147,8 +175,10 @@ class UpConn:
         self.rw.start(self.on_readable)
 
     # ------------------------------------------------------------------ request
-    def begin(self, client: Any, req: Any, target: Any, data: bytes) -> None:
+    def begin(self, client: Any, req: Any, target: Any, data: bytes,
+              attempt: _Attempt | None = None) -> None:
         self.client = client
+        self.attempt = attempt
         client.up = self
         self.req = req
         self.target = target
@@ -281,8 +311,10 @@ class UpConn:
                 return
             if not data:
                 if data is None:
-                    self.fail(502, "recv() failed (%d: %s) while reading response header "
-                              "from upstream" % (err.errno or 0, err.strerror))
+                    self.fail(502, ("recv() failed (%d: %s) while reading response header "
+                                    "from upstream" if self.connected else
+                                    "connect() failed (%d: %s) while connecting to upstream")
+                              % (err.errno or 0, err.strerror))
                 else:
                     self.on_eof()
                 return
@@ -377,6 +409,8 @@ class UpConn:
 
     def _head(self) -> list[bytes]:
         pool = self.pool
+        if self.req.pctx is not None:
+            plugin_runner.response_head(self)  # plugins' header_filter: code, hdrs, clen
         code = self.code
         cached = _status_by_code.get(code)
         reason = self.reason
@@ -384,7 +418,9 @@ class UpConn:
         parts = [line, pool.server_line, pool.clock.date_line]
         parts += self.hdrs
         if code >= 500 or pool.show_status:
-            parts.append(b"X-APISIX-Upstream-Status: %d\r\n" % code)
+            attempt = self.attempt
+            parts.append(b"X-APISIX-Upstream-Status: %s%d\r\n"
+                         % (attempt.statuses if attempt is not None else b"", code))
         return parts
 
     def _whole(self) -> bytes:
@@ -398,6 +434,8 @@ class UpConn:
         else:
             chunks = self.body
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if self.req.pctx is not None:
+                body = plugin_runner.response_body(self, body)  # plugins' body_filter
             parts.append(content_length(len(body)))
         parts.append(CONN_KEEP if self.client_keep else CONN_CLOSE)
         parts.append(CRLF)
@@ -422,6 +460,8 @@ class UpConn:
         else:
             out = []
         body = self.body
+        if self.req.pctx is not None:
+            body = plugin_runner.response_pieces(self, body, last)  # plugins' body_filter
         if body:
             if self.rechunk:
                 for piece in body:
@@ -482,6 +522,8 @@ class UpConn:
         self.requests += 1
         upstream = target.upstream
         upstream.balancer.done(self.node, req.up_time)  # ewma latency, least_conn count
+        if upstream.health is not None:
+            upstream.health.report_http_status(self.node.name, code)  # passive checks
         if req.stream == STREAM_OPEN:
             # answered before the whole body went out: this connection holds part of a
             # request, and the client's rest of the body is not worth reading
@@ -505,7 +547,8 @@ class UpConn:
         client.finish(req, code, self.client_keep, now)
 
     def fail(self, status: int, message: str) -> None:
-        """This exchange failed: retry once on a fresh connection when that is safe, else
+        """This exchange failed: retry (a stale pooled connection on a fresh one; else
+        another try per ``retries``, see the module docstring) when that is safe, else
         answer ``status`` (502/504) if nothing was sent yet, else cut the client off."""
         client = self.client
         req = self.req
@@ -521,7 +564,7 @@ class UpConn:
         if status == 502 and self.reused and self.hdrs is None and not self.streamed \
                 and req.method in IDEMPOTENT:
             fresh = UpConn(self.pool, self.node)
-            fresh.begin(client, req, self.target, self.out)
+            fresh.begin(client, req, self.target, self.out, self.attempt)
             return
         node = self.node
         if every("upstream %s %s" % (node.name, message[:24]), 1.0):
@@ -531,17 +574,18 @@ class UpConn:
                       (req.url or b"").decode("latin-1"), req.minor, node.name.decode(),
                       (req.url or b"").decode("latin-1"),
                       (req.host_hdr or b"").decode("latin-1"))
-        upstream = self.target.upstream
+        target = self.target
+        upstream = target.upstream
         upstream.balancer.failed(node)
-        if not self.connected and not self.streamed and not req.stream \
-                and upstream.retries != 0:
-            # nothing reached this node: try the next one (priority fallback to backup
-            # nodes); each failure marks its node, so this ends when all nodes failed
-            nxt = upstream.balancer.pick_alive(req)
-            if nxt is not None and nxt is not node:
-                self.pool.forward(client, req, self.target, nxt,
-                                  req.upstream_request(self.target, nxt))
+        if upstream.retries and not self.head_done and not self.streamed and not req.stream \
+                and (not self.connected or req.method in IDEMPOTENT):
+            nxt, status = self._next_try(req, upstream, node, status)
+            if nxt is not None:
+                self.pool.forward(client, req, target, nxt, req.upstream_request(target, nxt),
+                                  self.attempt)
                 return
+        if upstream.health is not None:
+            upstream.health.report_http_status(node.name, status)  # passive, as APISIX's log
         req.up_status = status
         req.up_time = self.pool.now() - self.t_begin
         if req.stream == STREAM_OPEN or req.upgrade is not None:
@@ -549,7 +593,40 @@ class UpConn:
         if self.sent_head:
             client.abort()
         else:
-            client.respond(req, status, extra=b"X-APISIX-Upstream-Status: %d\r\n" % status)
+            attempt = self.attempt
+            client.respond(req, status, extra=b"X-APISIX-Upstream-Status: %s%d\r\n"
+                           % (attempt.statuses if attempt is not None else b"", status))
+
+    def _next_try(self, req: Any, upstream: Any, node: Any, status: int,
+                  ) -> tuple[Any, int]:
+        """(the node for the next try of ``req``, after this one failed with ``status``;
+        the status), or (None, the status to answer): tries used up or ``retry_timeout``
+        passed → this failure's status; every node tried → 502 (APISIX's balancer error).
+        Rare path."""
+        attempt = self.attempt
+        now = self.pool.now()
+        if attempt is None:
+            attempt = self.attempt = _Attempt(
+                upstream.retries,
+                self.t_begin + upstream.retry_timeout if upstream.retry_timeout else 0.0)
+        if attempt.left <= 0 or (attempt.deadline and now >= attempt.deadline):
+            return None, status
+        health = upstream.health
+        if health is not None:      # APISIX reports a failed try when it retries
+            if status == 504:
+                health.report_timeout(node.name)
+            else:
+                health.report_tcp_failure(node.name)
+        attempt.left -= 1
+        if len(upstream.nodes) == 1:
+            nxt = node              # one node: the retry lands on it again (APISIX)
+        else:
+            attempt.tried.add(node)
+            nxt = upstream.balancer.pick(req, attempt.tried)
+            if nxt is None:
+                return None, 502
+        attempt.statuses += b"%d, " % status
+        return nxt, status
 
     def crashed(self) -> None:
         client = self.client

@@ -20,14 +20,18 @@ import time
 
 import gevent
 import gevent.event
+import gevent.lock
 from gunicorn.workers.base import Worker
 from setproctitle import setproctitle
 
 from gateway import config
 from gateway.core import log as logmod
+from gateway.core import plugins as plugin_registry
 from gateway.core.log import AccessLog, log
 from gateway.worker.server import HttpServer
 from gateway.worker.subscriber import Subscriber
+from gateway.worker import healthcheck
+from gateway.worker.resolver import DNS
 from gateway.worker.table import Table
 
 #: how long a booting worker waits for the master's config snapshot
@@ -84,13 +88,30 @@ class GatewayWorker(Worker):
             self.access_log = AccessLog(path)
         except OSError as exc:
             raise RuntimeError("cannot open the access log %s: %s" % (path, exc.strerror)) from None
+        admin_address, control_address = config.admin_address(conf), config.control_address(conf)
+        by_address = {tuple(lnr.sock.getsockname()[:2]): lnr.sock for lnr in self.sockets}
+        admin_sock = by_address.pop(admin_address, None) if admin_address else None
+        control_sock = by_address.pop(control_address, None) if control_address else None
+        proxy_socks = list(by_address.values())
         # None when disabled: the data path then skips formatting the line altogether
-        self.server = HttpServer([lnr.sock for lnr in self.sockets], conf,
-                                 self.access_log if path else None)
+        self.server = HttpServer(proxy_socks, conf, self.access_log if path else None)
+        self.build_lock = gevent.lock.Semaphore()
+        DNS.configure(conf["apisix"].get("dns_resolver_valid"),
+                      conf["apisix"].get("resolver_timeout"))
+        DNS.start(self.dns_changed)   # re-resolves domain nodes in the background
+        try:   # Table.build compiles plugin confs with this set (plugins.current())
+            plugin_registry.load(conf, self.app.prefix)
+        except plugin_registry.PluginError as exc:
+            raise RuntimeError(str(exc)) from None
         self.subscriber = Subscriber(self.app.prefix, self.ppid, self.apply_config)
+        self.subscriber.on_control = self.on_control
+        healthcheck.SHARING.setup(os.path.join(self.app.prefix, "logs", "healthcheck.lock"),
+                                  lambda message: self.subscriber.relay("health", message))
         if not self.subscriber.sync(BOOT_SYNC_TIMEOUT):
             raise RuntimeError("no config snapshot from the master within %ds"
                                % BOOT_SYNC_TIMEOUT)
+        self.admin = self.start_admin(admin_sock) if admin_sock is not None else None
+        self.control = self.start_control(control_sock) if control_sock is not None else None
         gc.collect()
         gc.freeze()          # the config just loaded lives long: keep it out of GC passes
         self.server.start()
@@ -99,10 +120,67 @@ class GatewayWorker(Worker):
         self.timer.start(self.tick)
         self.subscriber.report_ready()
 
+    def start_admin(self, sock):
+        """The Admin API on this worker (its etcd writes go through the master)."""
+        from gateway.admin.context import AdminContext
+        from gateway.admin.server import AdminServer
+        from gateway.admin.store import Store
+        self.admin_store = Store(self.app.prefix, self.ppid, self.subscriber)
+        server = AdminServer(sock, AdminContext(self.conf, self.admin_store, self.plugins))
+        server.start()
+        return server
+
+    def start_control(self, sock):
+        """The Control API (/v1/...) on this worker."""
+        from gateway.worker.control import ControlApp, ControlServer
+        app = ControlApp(self.conf, lambda: self.subscriber.store, plugin_registry.current,
+                         lambda: self.on_control("plugins_reload"))
+        server = ControlServer(sock, app)
+        server.start()
+        return server
+
+    def plugins(self):
+        """The plugin registry as it is now (it changes on plugins/reload)."""
+        return plugin_registry.current()
+
+    def on_control(self, what: str, data: object = None) -> None:
+        """A message the master fans out to every worker."""
+        if what == "health" and isinstance(data, dict):
+            healthcheck.SHARING.received(data)
+        elif what == "plugins_reload":
+            # the enabled list is read again from config.yaml, as APISIX's reload does
+            try:
+                fresh = config.load(self.app.prefix, self.app.config_path)
+                self.conf["plugins"] = fresh.get("plugins")
+            except config.ConfigError as exc:
+                log.error("plugins reload: config.yaml does not load, keeping the list: %s",
+                          exc)
+            self.reload_plugins()
+
     def apply_config(self, store, rev: int) -> None:
         started = time.monotonic()
-        self.server.table = Table.build(store, self.conf)
+        with self.build_lock:     # one build at a time: config changes and DNS changes
+            self.last_config = (store, rev)
+            self.server.table = table = Table.build(store, self.conf)
+            healthcheck.activate_table(table)  # start new health checkers, stop stale ones
         log.info("config revision %d applied in %.1f ms", rev, (time.monotonic() - started) * 1000)
+
+    def reload_plugins(self) -> None:
+        """PUT /apisix/admin/plugins/reload: re-import the plugin modules, then rebuild the
+        table with them (requests keep the table they started with). A broken module keeps
+        the running set."""
+        try:
+            plugin_registry.reload(self.conf, self.app.prefix)
+        except plugin_registry.PluginError as exc:
+            log.error("plugins reload failed, keeping the running plugins: %s", exc)
+            return
+        store, rev = self.last_config
+        self.apply_config(store, rev)
+
+    def dns_changed(self) -> None:
+        """A domain node's address changed (gateway.worker.resolver): rebuild the table."""
+        store, rev = self.last_config
+        self.apply_config(store, rev)
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
@@ -119,12 +197,18 @@ class GatewayWorker(Worker):
                             "worker_shutdown_timeout, closing them", os.getpid(),
                             server.connections)
         server.close_all()
+        for extra in (self.admin, self.control):
+            if extra is not None:
+                extra.stop()
         self.timer.stop()
+        healthcheck.REGISTRY.stop()
+        DNS.stop()
         self.subscriber.stop()
         self.access_log.close()
 
     def tick(self) -> None:
         self.notify()
+        healthcheck.SHARING.tick()
         self.server.sweep()
         self.access_log.flush()
         if os.getppid() != self.ppid and not self.stopping.is_set():

@@ -130,6 +130,7 @@ cat > $PREFIX/conf/second.yaml <<YAML
 apisix:
   node_listen: 1985
   enable_admin: false
+  enable_control: false
 deployment:
   role: traditional
   role_traditional:

@@ -15,6 +15,12 @@ test), since tests grep for those lines there.
 `/websocket` with `Upgrade: websocket` does a minimal RFC 6455 handshake (101 with
 Sec-WebSocket-Accept) and then echoes every data frame back unmasked, until a close frame
 or EOF; `/body_size` answers the size of the request body without holding it.
+
+For retries and health checks: `/reset` ends the connection with a TCP RST before any
+response byte (`?port=N`: only on port N, elsewhere it answers the port); `/mysleep?seconds=S`
+hangs S seconds (`&abort`: then closes without answering); `/port_status?port=N&code=C`
+answers C from port N and 200 elsewhere; `/flap?token=T&fail=N` answers 503 to the first N
+requests of token T on each port, then 200 (a node going down and coming back).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import socket
+import struct
 import sys
 import threading
 import time
@@ -47,6 +55,7 @@ class Reply:
         self.chunks: list[bytes] = []
         self.chunked = False
         self.abort = False
+        self.reset = False  #: close with a TCP RST instead of answering
 
     def say(self, *parts: object) -> None:
         self.print(*parts, "\n")
@@ -174,6 +183,38 @@ def _mysleep(r: Req, o: Reply) -> None:
         o.say(seconds)
 
 
+def _reset(r: Req, o: Reply) -> None:
+    """A reset before any response byte (on every port, or only on ``?port=N``); else the
+    port, as /server_port."""
+    if "port" not in r.args or r.args["port"] == str(r.port):
+        o.reset = True
+    else:
+        o.print(r.port)
+
+
+def _port_status(r: Req, o: Reply) -> None:
+    """``?port=N&code=C``: status C from port N, 200 and the port elsewhere."""
+    o.print(r.port)
+    if r.args.get("port") == str(r.port):
+        o.status = int(r.args.get("code", "500"))
+
+
+_flaps: Counter[tuple[str, int]] = Counter()
+_flaps_lock = threading.Lock()
+
+
+def _flap(r: Req, o: Reply) -> None:
+    """``?token=T&fail=N``: the first N requests of token T on each port answer 503, the
+    next ones 200 (a node that goes down, then comes back, for health checks)."""
+    key = (r.args.get("token", ""), r.port)
+    with _flaps_lock:
+        _flaps[key] += 1
+        seen = _flaps[key]
+    if seen <= int(r.args.get("fail", "1")):
+        o.status = 503
+    o.print(r.port)
+
+
 def _print_uri(r: Req, o: Reply) -> None:
     o.say(r.path)
 
@@ -237,6 +278,7 @@ HANDLERS: dict[str, Callable[[Req, Reply], None]] = {
     "headers": _headers, "echo": _echo, "v1_responses": _echo, "bad_request": _bad_request,
     "internalservererror": _internal_error, "log": _log, "log_request": _log_request,
     "server_error": _server_error, "body_size": lambda r, o: o.chunks.append(r.body),
+    "reset": _reset, "port_status": _port_status, "flap": _flap,
 }
 HANDLERS.update({f"print_uri_{i}": _print_uri for i in range(1, 101)})
 
@@ -370,6 +412,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
     def _send(self, out: Reply) -> None:
+        if out.reset:
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.server.resets.add(self.connection)
+            return
         if out.abort:
             self.close_connection = True
             return
@@ -403,6 +451,17 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
     mock: "MockUpstream"
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.resets: set[socket.socket] = set()  #: connections to end with an RST
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        if request in self.resets:
+            self.resets.discard(request)
+            request.close()   # no shutdown(): SO_LINGER 0 makes this close an RST
+            return
+        super().shutdown_request(request)
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client (the gateway) that goes away mid-response is normal here (aborted or

@@ -23,7 +23,11 @@ Sections
   extra_yaml_config  YAML deep-merged into the config (dicts merge, the rest replaces)
   log_level          nginx_config.error_log_level for this block (prologue: log_level())
   apisix_yaml        conf/apisix.yaml verbatim (atomic write); persists for later blocks;
-                     the file starts as `routes: []` + `#END`
+                     the file starts as `routes: []` + `#END`. A file with this section runs
+                     the standalone data plane; other files the traditional role (etcd,
+                     emptied when the file starts, and the Admin API on 127.0.0.1:9180)
+  admin              Admin API calls as data; response_body_json(_subset): see
+                     t/lib/admin_sections.py
   request            `METHOD URI [HTTP/x.y]` + body lines; eval array = one connection per
                      request; Host: localhost, Connection: close, Content-Length added
   more_headers       `Name: value` lines added to each request (eval array: per request)
@@ -98,7 +102,7 @@ from typing import Any
 
 import yaml
 
-from t.lib import checks, process_sections  # noqa: F401  (they register their sections)
+from t.lib import admin_sections, checks, process_sections  # noqa: F401  (they register sections)
 from t.lib.gateway_proc import REPO, Gateway, gateway_command
 from t.lib.http_client import HttpError, Response, build_request, exchange, to_bytes
 from t.lib.mock_upstream import MockUpstream
@@ -112,23 +116,32 @@ START_TIMEOUT = 60.0
 INITIAL_APISIX_YAML = "routes: []\n#END\n"
 
 
-def default_config(etcd_url: str, workers: int | None, log_level: str | None) -> dict:
-    """The config.yaml a block gets without `yaml_config`: standalone (yaml) data plane.
+def default_config(etcd_url: str, workers: int | None, log_level: str | None,
+                   standalone: bool = False) -> dict:
+    """The config.yaml a block gets without `yaml_config`.
 
-    The one place to change when the Admin API lands (traditional role + etcd).
-    ``trusted_addresses: [127.0.0.1]`` as in APISIX's test config: the harness's own
-    X-Forwarded-* headers are kept."""
-    return {
-        "apisix": {"node_listen": 1984, "enable_admin": False,
-                   "trusted_addresses": ["127.0.0.1"]},
+    Traditional role: config in the session's etcd, the Admin API on 127.0.0.1:9180 without
+    an admin key (as APISIX's suite runs). A file that uses `apisix_yaml` gets the standalone
+    (yaml) data plane instead. ``trusted_addresses: [127.0.0.1]`` as in APISIX's test config:
+    the harness's own X-Forwarded-* headers are kept."""
+    conf = {
+        "apisix": {"node_listen": 1984, "trusted_addresses": ["127.0.0.1"]},
         "deployment": {
-            "role": "data_plane",
-            "role_data_plane": {"config_provider": "yaml"},
+            "role": "traditional",
+            "role_traditional": {"config_provider": "etcd"},
+            "admin": {"admin_key": None, "allow_admin": ["127.0.0.0/24"],
+                      "admin_listen": {"ip": "127.0.0.1", "port": 9180}},
             "etcd": {"host": [etcd_url], "prefix": "/apisix"},
         },
         "nginx_config": {"error_log_level": log_level or "info",
                          "worker_processes": workers or 1},
     }
+    if standalone:
+        conf["apisix"]["enable_admin"] = False
+        conf["deployment"] = {"role": "data_plane",
+                              "role_data_plane": {"config_provider": "yaml"},
+                              "etcd": {"host": [etcd_url], "prefix": "/apisix"}}
+    return conf
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
@@ -161,6 +174,10 @@ class FileState:
         self.gateway = Gateway(self.prefix, env)
         self.apisix_yaml = ""
         self.write_apisix_yaml(INITIAL_APISIX_YAML)
+        #: a file that writes apisix.yaml runs the standalone data plane by default
+        self.standalone = any(b.has("apisix_yaml") for b in tfile.blocks)
+        if not self.standalone:
+            admin_sections.wipe_etcd(session.etcd_url)
         self.failed = False
         session.mock.log_path = str(self.gateway.error_log)
 
@@ -192,7 +209,8 @@ class FileState:
             if yaml_config is not None:
                 conf = yaml.safe_load(str(yaml_config)) or {}
             else:
-                conf = default_config(self.session.etcd_url, pro.workers, pro.log_level)
+                conf = default_config(self.session.etcd_url, pro.workers, pro.log_level,
+                                      self.standalone)
             if extra is not None:
                 conf = deep_merge(conf, yaml.safe_load(str(extra)) or {})
         except yaml.YAMLError as e:
@@ -389,8 +407,14 @@ def run_requests(run: BlockRun, retry: bool) -> list[str]:
     while True:
         exchanges: list[Exchange] = []
         for _ in range(run.state.tfile.prologue.repeat_each):
+            round_: list[Exchange] = []
             for name, value in producers:
-                exchanges += REGISTRY[name].handler(run, value)
+                round_ += REGISTRY[name].handler(run, value)
+            # one numbering across producers (admin calls, then requests): assertion arrays
+            # such as `error_code eval [201, 200]` follow the order the block sends them in
+            for i, ex in enumerate(round_):
+                ex.index, ex.count = i, len(round_)
+            exchanges += round_
         failures = assert_exchanges(run, exchanges)
         if not failures or not retry or time.monotonic() >= deadline:
             return failures

@@ -55,21 +55,40 @@ def test_roundrobin_equal_weights_alternate_and_single_node():
     assert one.pick() is a and make_balancer({}, []).pick() is None
 
 
-def test_priority_backup_used_only_when_primaries_failed(clock):
+class H:
+    """Health state as the balancer reads it: the names of unhealthy nodes."""
+
+    def __init__(self, *bad: N):
+        self.bad = {n.name for n in bad}
+
+
+def test_priority_backup_used_only_when_primaries_tried_or_unhealthy():
     p1, p2, backup = N("p1", 1, 0), N("p2", 1, 0), N("backup", 1, -1)
     rr = make_balancer({}, [p1, p2, backup])
     assert set(names(rr.pick() for _ in range(10))) == {"p1", "p2"}
-    rr.failed(p1)
-    assert set(names(rr.pick() for _ in range(10))) == {"p2"}
-    rr.failed(p2)
+    assert set(names(rr.pick(None, {p1}) for _ in range(10))) == {"p2"}
+    assert rr.pick(None, {p1, p2}) is backup      # a retry falls back to the backup
+    assert rr.pick(None, {p1, p2, backup}) is None  # every node tried: the retry stops
+    assert rr.pick() in (p1, p2)                  # a failure marks nothing across requests
+    health = H(p1, p2)
+    rr = make_balancer({}, [p1, p2, backup], health=health)
     assert names(rr.pick() for _ in range(3)) == ["backup"] * 3
-    assert rr.pick_alive() is backup
-    rr.failed(backup)
-    assert rr.pick_alive() is None           # the retry loop stops here
-    assert rr.pick() in (p1, p2)             # a plain pick never refuses: marks are reset
-    rr.failed(p1)
-    clock[0] += bal.FAIL_TIMEOUT + 1         # the mark expires
+    health.bad = {p1.name, p2.name, backup.name}  # all unhealthy: pick from all (APISIX)
     assert set(names(rr.pick() for _ in range(10))) == {"p1", "p2"}
+    assert rr.pick(None, {p1}) is p2
+    health.bad = set()
+    assert set(names(rr.pick() for _ in range(10))) == {"p1", "p2"}
+
+
+def test_unhealthy_nodes_are_skipped_by_every_balancer():
+    a, b, c = N("a"), N("b"), N("c")
+    for conf in ({}, {"type": "chash", "key": "remote_addr"}, {"type": "ewma"},
+                 {"type": "least_conn"}):
+        health = H(b)
+        bal_ = make_balancer(conf, [a, b, c], health=health)
+        picks = {bal_.pick(req(remote="10.0.0.%d" % i)) for i in range(60)}
+        assert picks <= {a, c} and picks, conf
+        assert bal_.pick(req(), {a, c}) is b, conf  # only b left: unhealthy beats none
 
 
 def test_chash_by_header_is_stable_and_spreads():
@@ -99,14 +118,13 @@ def test_chash_removing_a_node_moves_only_its_keys():
     assert 150 < moved < 550  # about a sixth of the keys
 
 
-def test_chash_failed_node_passes_its_keys_on_and_weights_count():
+def test_chash_tried_node_passes_its_keys_on_and_weights_count():
     a, b = N("a", 1), N("b", 3)
     ch = make_balancer({"type": "chash", "hash_on": "vars", "key": "remote_addr"}, [a, b])
     picks = Counter(ch.pick(req(remote="10.0.%d.%d" % (i // 250, i % 250))).name
                     for i in range(4000))
     assert 2500 < picks[b"b"] < 3500
-    ch.failed(a)
-    assert all(ch.pick(req(remote="10.0.0.%d" % i)) is b for i in range(100))
+    assert all(ch.pick(req(remote="10.0.0.%d" % i), {a}) is b for i in range(100))
 
 
 def test_chash_keys_cookie_vars_combinations_and_fallback():
@@ -160,5 +178,4 @@ def test_ewma_prefers_the_faster_node(clock):
     ew.done(fast, 0.01)
     ew.done(slow, 0.5)
     assert all(ew.pick() is fast for _ in range(20))
-    ew.failed(fast)
-    assert all(ew.pick() is slow for _ in range(5))
+    assert all(ew.pick(None, {fast}) is slow for _ in range(5))

@@ -1,0 +1,321 @@
+"""Running a route's plugin chain for one request (the compiled :class:`Chain` of
+plugin_chain.py), from the callback-driven connection code.
+
+Request side, in APISIX 3.17+ order (spec §3.3): global ``rewrite`` → route ``rewrite`` →
+consumer merge (:func:`merge_consumer`, the hook auth plugins will fill) → global ``access``
+→ route ``access`` → upstream pick → ``before_proxy`` → proxy. A phase function returning a
+status (or ``(status, body)``) ends the request with that response: a dict/list body is JSON
+with a trailing newline; ``_meta.error_response`` replaces the body of exits >= 400. An
+exception in a plugin is logged with the route id and the plugin name and answered 500; the
+worker goes on.
+
+Response side, through two small hooks in upstream.py (only requests that ran a chain reach
+them): ``header_filter`` sees the status and headers before they are sent, ``body_filter``
+each body piece (the body is then re-chunked: its length may change). Plugin exits go
+through the same filters. ``log`` runs when the response has been written
+(Client.finish).
+
+A chain with a BLOCKING plugin runs on a parked greenlet of :class:`Parked` (long-lived,
+reused: ``gevent.spawn`` per request would cost an mmap + munmap), and the connection's
+callbacks pick up where it leaves; other chains run inline in the callback.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from greenlet import greenlet, getcurrent
+
+from gateway.core.log import every, log
+from gateway.worker.plugin_chain import render_body
+from gateway.worker.plugin_ctx import PluginCtx, ResponseHeaders
+from gateway.worker.request import STREAM_OPEN
+from gateway.worker.response import NOT_FOUND_ROUTE
+
+__all__ = ["start", "response_head", "response_body", "response_pieces", "log_phase",
+           "merge_consumer", "Parked", "PARKED"]
+
+#: greenlets kept for BLOCKING chains; more concurrent blocking requests wait in a queue
+POOL_SIZE = 512
+
+
+class Parked:
+    """A small pool of long-lived greenlets fed by a queue. :meth:`submit` from the hub
+    (a watcher callback) switches straight into an idle greenlet, which runs until its job
+    blocks or ends and then parks itself again; no greenlet is created per job."""
+
+    __slots__ = ("size", "idle", "backlog", "count", "hub")
+
+    def __init__(self, size: int = POOL_SIZE):
+        self.size = size
+        self.idle: list[greenlet] = []
+        self.backlog: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self.count = 0
+        self.hub: Any = None
+
+    def submit(self, fn: Callable[[Any], None], arg: Any) -> None:
+        hub = self.hub
+        if hub is None:
+            hub = self.hub = gevent.get_hub()
+        if getcurrent() is not hub:
+            # from a parked greenlet itself (e.g. a pipelined request started by the end
+            # of the previous one): switching greenlet-to-greenlet would strand this one
+            hub.loop.run_callback(self.submit, fn, arg)
+            return
+        if self.idle:
+            self.idle.pop().switch(fn, arg)
+        elif self.count < self.size:
+            self.count += 1
+            greenlet(self._run, parent=hub).switch(fn, arg)
+        else:
+            self.backlog.append((fn, arg))
+
+    def _run(self, fn: Callable[[Any], None], arg: Any) -> None:
+        me = getcurrent()
+        while True:
+            try:
+                fn(arg)
+            except Exception:  # noqa: BLE001 - a job's bug must not kill the pool
+                log.exception("unexpected error in a plugin greenlet")
+            if self.backlog:
+                fn, arg = self.backlog.popleft()
+                continue
+            self.idle.append(me)
+            fn, arg = self.hub.switch()
+
+
+PARKED = Parked()
+
+
+# ------------------------------------------------------------------ request side
+def start(client: Any, req: Any, target: Any, chain: Any) -> None:
+    """Client.start's branch for a request whose route (or the global rules) has plugins."""
+    ctx = PluginCtx(client, req, target, chain)
+    req.pctx = ctx
+    req.rare = True   # the next request on this connection resets pctx; slow-path head
+    if chain.blocking:
+        if req.stream == STREAM_OPEN:
+            client.hold_body()  # body pieces wait in the socket until we proxy
+        PARKED.submit(_request_side, ctx)
+    else:
+        _request_side(ctx)
+
+
+def _request_side(ctx: PluginCtx) -> None:
+    chain = ctx.chain
+    done = _phase(ctx, chain.g_rewrite, "rewrite") or _phase(ctx, chain.rewrite, "rewrite")
+    if done is None:
+        done = merge_consumer(ctx)
+    if done is None:
+        done = _phase(ctx, chain.g_access, "access") or _phase(ctx, chain.access, "access")
+    client = ctx.client
+    req = ctx.req   # (a detached copy when the client pipelined while we blocked)
+    if client.closed or client.active is not req:
+        return      # the client went away while a blocking plugin waited
+    if done is not None:
+        _exit(ctx, done[0], done[1])
+        return
+    target = ctx.target
+    if target is None:
+        _exit(ctx, 404, NOT_FOUND_ROUTE)
+        return
+    if target.error:
+        _exit(ctx, target.error, None)
+        return
+    node = target.upstream.balancer.pick(req)
+    if node is None:
+        _exit(ctx, 502, None)
+        return
+    if chain.before_proxy:
+        done = _phase(ctx, chain.before_proxy, "before_proxy")
+        if client.closed or client.active is not ctx.req:
+            return
+        if done is not None:
+            _exit(ctx, done[0], done[1])
+            return
+        req = ctx.req
+    client.server.pool.forward(client, req, target, node, req.upstream_request(target, node))
+
+
+def merge_consumer(ctx: PluginCtx) -> tuple[int, bytes | None] | None:
+    """After the route's rewrite phase: an auth plugin that identified a consumer sets
+    ``ctx.consumer``; its consumer-group and consumer plugins are then merged over the
+    route's (spec §3.2, precedence consumer > consumer group > route) and the newly added
+    ones run their rewrite phase. Arrives with the auth plugins; nothing to do until then."""
+    return None
+
+
+def _phase(ctx: PluginCtx, entries: tuple, phase: str) -> tuple[int, bytes | None] | None:
+    """Run one request-side phase; the exit ``(status, body bytes | None)`` of the plugin
+    that ended the request, or None."""
+    for fn, inst in entries:
+        if inst.filter is not None and not ctx.passes(inst):
+            continue
+        if inst.pre is not None:
+            _pre(ctx, inst)
+        try:
+            result = fn(inst.conf, ctx)
+        except Exception:  # noqa: BLE001 - a plugin's bug answers 500, the worker lives
+            _failed(ctx, inst, phase)
+            return 500, None
+        if result is None:
+            continue
+        if isinstance(result, tuple):
+            code = result[0] if result else None
+            body = result[1] if len(result) > 1 else None
+        else:
+            code, body = result, None
+        if not isinstance(code, int):
+            if code is not None or body is not None:
+                _failed(ctx, inst, phase, "returned %r, expected a status or (status, body)"
+                        % (result,))
+                return 500, None
+            continue
+        if code >= 400:
+            log.warning("%s exits with http status code %d", inst.name, code)
+            if inst.error_response is not None:
+                return code, inst.error_response
+        try:
+            return code, render_body(body)
+        except (TypeError, ValueError):
+            _failed(ctx, inst, phase, "returned a body that is not JSON-serializable")
+            return 500, None
+    return None
+
+
+def _pre(ctx: PluginCtx, inst: Any) -> None:
+    try:
+        inst.pre(inst.conf, ctx)
+    except Exception as e:  # noqa: BLE001
+        log.error("pre_function execution for plugin %s failed: %s", inst.name, e)
+
+
+def _failed(ctx: PluginCtx, inst: Any, phase: str, why: str | None = None) -> None:
+    if every("plugin %s %s %s" % (ctx.route_id, inst.name, phase), 1.0):
+        if why is None:
+            log.exception("plugin %s failed in the %s phase, route %s", inst.name, phase,
+                          ctx.route_id)
+        else:
+            log.error("plugin %s failed in the %s phase, route %s: %s", inst.name, phase,
+                      ctx.route_id, why)
+
+
+def _exit(ctx: PluginCtx, status: int, body: bytes | None) -> None:
+    """A response the plugins made (or the runner: 404/502/...), through header_filter and
+    body_filter like an upstream's."""
+    client = ctx.client
+    req = ctx.req
+    chain = ctx.chain
+    if body is None and status < 300:
+        body = b""   # nginx's ngx.exit(200): no page, an empty body
+    if chain.response or ctx.has_response_edits:
+        headers = ResponseHeaders([["Content-Type", "text/plain"]] if body is not None
+                                  else [])
+        ctx.open_response(status, headers)
+        if chain.header_filter:
+            _filters(ctx, chain.header_filter, "header_filter")
+        status = ctx.status
+        if chain.body_filter and body is not None:
+            body = _body_filter(ctx, body, True)
+        ctype = headers.get("content-type")
+        headers.remove("content-type")
+        client.respond(req, status, body,
+                       b"Content-Type: %s\r\n" % ctype.encode("latin-1") if ctype else None,
+                       headers.render())
+    else:
+        client.respond(req, status, body)
+    if client.body_wait:
+        client.release_body()   # the unread body is parsed and dropped
+
+
+# ------------------------------------------------------------------ response side
+def response_head(up: Any) -> None:
+    """UpConn._head's hook: pending response-header edits, then header_filter, on the
+    upstream's status and headers (``up.code``/``up.hdrs``, rebuilt from the result)."""
+    ctx = up.req.pctx
+    chain = ctx.chain
+    if not chain.response and not ctx.has_response_edits:
+        return
+    headers = ResponseHeaders.from_flat(up.hdrs)
+    ctx.open_response(up.code, headers)
+    if chain.header_filter:
+        _filters(ctx, chain.header_filter, "header_filter")
+    up.hdrs = headers.flat()
+    if ctx.status != up.code:
+        up.code = ctx.status
+        up.reason = None
+    if chain.body_filter:
+        up.clen = None   # the body may change size: re-chunked
+
+
+def response_body(up: Any, body: bytes) -> bytes:
+    """UpConn._whole's hook: the whole body through body_filter (eof)."""
+    ctx = up.req.pctx
+    if not ctx.chain.body_filter:
+        return body
+    return _body_filter(ctx, body, True)
+
+
+def response_pieces(up: Any, body: list[bytes], last: bool) -> list[bytes]:
+    """UpConn._pieces's hook: the pieces parsed so far through body_filter; ``last`` is
+    the end of the body (a filter may still add to it then)."""
+    ctx = up.req.pctx
+    if not ctx.chain.body_filter:
+        return body
+    up.body = []
+    out = []
+    n = len(body)
+    for i, piece in enumerate(body):
+        out.append(_body_filter(ctx, piece, last and i == n - 1))
+    if last and n == 0:
+        out.append(_body_filter(ctx, b"", True))
+    return [piece for piece in out if piece]
+
+
+def _body_filter(ctx: PluginCtx, chunk: bytes, eof: bool) -> bytes:
+    for fn, inst in ctx.chain.body_filter:
+        if inst.filter is not None and not ctx.passes(inst):
+            continue
+        if inst.pre is not None:
+            _pre(ctx, inst)
+        try:
+            result = fn(inst.conf, ctx, chunk, eof)
+        except Exception:  # noqa: BLE001 - the response goes on unfiltered by it
+            _failed(ctx, inst, "body_filter")
+            continue
+        if result is not None:
+            chunk = result if isinstance(result, bytes) else str(result).encode()
+    return chunk
+
+
+def _filters(ctx: PluginCtx, entries: tuple, phase: str) -> None:
+    """header_filter / log: every plugin runs; failures are logged and skipped."""
+    for fn, inst in entries:
+        if inst.filter is not None and not ctx.passes(inst):
+            continue
+        if inst.pre is not None:
+            _pre(ctx, inst)
+        try:
+            fn(inst.conf, ctx)
+        except Exception:  # noqa: BLE001
+            _failed(ctx, inst, phase)
+
+
+def log_phase(ctx: PluginCtx, status: int) -> None:
+    """Client.finish's hook: the response is written; run the log phase (on a parked
+    greenlet when a log plugin may block)."""
+    chain = ctx.chain
+    if not chain.log:
+        return
+    ctx.status = status
+    if chain.blocking_log:
+        PARKED.submit(_log, ctx)
+    else:
+        _log(ctx)
+
+
+def _log(ctx: PluginCtx) -> None:
+    _filters(ctx, ctx.chain.log, "log")
