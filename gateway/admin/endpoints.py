@@ -41,7 +41,7 @@ def _registry(ctx: AdminContext) -> Any:
 def _subsystem(req: AdminRequest, message: str) -> str:
     subsystem = req.args.get("subsystem") or "http"
     if subsystem not in SUBSYSTEMS:
-        raise Fail(400, message % subsystem)
+        raise Fail(400, message % subsystem if "%s" in message else message)
     return subsystem
 
 

@@ -176,6 +176,7 @@ class GatewayWorker(Worker):
             return
         store, rev = self.last_config
         self.apply_config(store, rev)
+        log.info("plugins reloaded: %d enabled", len(plugin_registry.current() or ()))
 
     def dns_changed(self) -> None:
         """A domain node's address changed (gateway.worker.resolver): rebuild the table."""
