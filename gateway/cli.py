@@ -181,9 +181,12 @@ def cmd_init_etcd(args) -> None:
 def cmd_start(args) -> None:
     try:
         conf = load_conf(args)
-        config.ensure_admin_key(args.prefix, args.config, conf)
+        generated = config.ensure_admin_key(args.prefix, args.config, conf)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    for name in generated:   # the key itself is never printed nor logged
+        print("generated a random admin key for %r and wrote it to %s"
+              % (name, args.config or os.path.join(args.prefix, "conf", "config.yaml")))
     check_plugins(conf, args.prefix)
     upgrading = "GUNICORN_PID" in os.environ      # we are the new master of a USR2 upgrade
     if not upgrading:

@@ -410,6 +410,8 @@ def listen_addresses(conf: dict[str, Any]) -> list[tuple[str, int]]:
 
     Whoever binds "::" must set IPV6_V6ONLY, or it collides with the 0.0.0.0 socket.
     """
+    if (conf.get("deployment") or {}).get("role") == "control_plane":
+        return []          # a control plane serves the Admin API only, no traffic
     apisix = conf["apisix"]
     return _addresses(apisix["node_listen"], bool(apisix.get("enable_ipv6")))
 
@@ -417,17 +419,22 @@ def listen_addresses(conf: dict[str, Any]) -> list[tuple[str, int]]:
 def ssl_listen_addresses(conf: dict[str, Any]) -> list[tuple[str, int]]:
     """TLS proxy listeners from apisix.ssl.listen; none when apisix.ssl.enable is false."""
     apisix = conf["apisix"]
-    if not apisix["ssl"].get("enable"):
+    if not apisix["ssl"].get("enable") or \
+            (conf.get("deployment") or {}).get("role") == "control_plane":
         return []
     return _addresses(apisix["ssl"]["listen"], bool(apisix.get("enable_ipv6")))
 
 
 def admin_enabled(conf: dict[str, Any]) -> bool:
-    """The Admin API runs where config lives in etcd and this node may write it: roles
-    traditional and control_plane (a data plane only reads; standalone has no etcd)."""
+    """The Admin API runs where this node may write the config: roles traditional and
+    control_plane with etcd, and traditional with yaml (API-driven standalone, where only
+    /apisix/admin/configs changes it). A data plane only reads."""
     deployment = conf["deployment"]
-    return deployment["role"] in ("traditional", "control_plane") \
-        and config_provider(conf) == "etcd" and bool(deployment.get("admin")) \
+    provider = config_provider(conf)
+    # traditional + yaml is APISIX's API-driven standalone mode: /apisix/admin/configs
+    writable = provider == "etcd" or (deployment["role"] == "traditional" and provider == "yaml")
+    return deployment["role"] in ("traditional", "control_plane") and writable \
+        and bool(deployment.get("admin")) \
         and conf["apisix"].get("enable_admin", True) is not False
 
 
@@ -442,18 +449,32 @@ def admin_address(conf: dict[str, Any]) -> tuple[str, int] | None:
 _EMPTY_KEY_LINE = re.compile(r"""^(\s*(?:-\s*)?key:[ \t]*)(?:""|''|)[ \t]*$""", re.M)
 
 
-def ensure_admin_key(prefix: str, config_path: str | None, conf: dict[str, Any]) -> None:
+#: admin keys published in APISIX's docs and configs over the years: never on an open port
+WELL_KNOWN_ADMIN_KEYS = frozenset(("edd1c9f034335f136f87ad84b625c8f1",
+                                   "4054f7cf07e344346cd3f287985e76a2"))
+
+
+def ensure_admin_key(prefix: str, config_path: str | None, conf: dict[str, Any]) -> list[str]:
     """An admin key left empty gets a random 32-letter key at start, written back into the
-    user's config.yaml, as APISIX does (so it is never a known default). Changes `conf`."""
+    user's config.yaml, as APISIX does (so it is never a known default). Changes `conf`;
+    returns the names of the keys it generated. A well-known published key on an Admin API
+    listener that is not loopback-only is refused (ConfigError)."""
     if not admin_enabled(conf):
-        return
+        return []
     admin = conf["deployment"]["admin"]
     keys = admin.get("admin_key")
     if not admin.get("admin_key_required", True) or not keys:
-        return
+        return []
+    ip = (admin_address(conf) or ("127.0.0.1", 0))[0]
+    loopback = ip.startswith("127.") or ip in ("::1", "localhost")
+    for entry in keys:
+        if entry.get("key") in WELL_KNOWN_ADMIN_KEYS and not loopback:
+            raise ConfigError("deployment.admin.admin_key: the key of %r is a well-known "
+                              "published key; it is refused on the Admin API listener %s: set "
+                              "a key of your own" % (entry.get("name"), ip))
     empty = [k for k in keys if not k.get("key")]
     if not empty:
-        return
+        return []
     path = Path(config_path) if config_path else Path(prefix) / "conf" / "config.yaml"
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     if len(_EMPTY_KEY_LINE.findall(text)) < len(empty):
@@ -466,6 +487,7 @@ def ensure_admin_key(prefix: str, config_path: str | None, conf: dict[str, Any])
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+    return [str(entry.get("name")) for entry in empty]
 
 
 def control_address(conf: dict[str, Any]) -> tuple[str, int] | None:
@@ -475,6 +497,18 @@ def control_address(conf: dict[str, Any]) -> tuple[str, int] | None:
         return None
     control = apisix.get("control") or {}
     return str(control.get("ip") or "127.0.0.1").strip("[]"), int(control.get("port") or 9090)
+
+
+def prometheus_address(conf: dict[str, Any]) -> tuple[str, int] | None:
+    """The metrics export listener (plugin_attr.prometheus.export_addr), None when the
+    prometheus plugin is not enabled or enable_export_server is off."""
+    if "prometheus" not in (conf.get("plugins") or ()):
+        return None
+    attr = (conf.get("plugin_attr") or {}).get("prometheus") or {}
+    if attr.get("enable_export_server", True) is False:
+        return None
+    addr = attr.get("export_addr") or {}
+    return str(addr.get("ip") or "127.0.0.1").strip("[]"), int(addr.get("port") or 9091)
 
 
 def worker_count(conf: dict[str, Any]) -> int:

@@ -10,11 +10,17 @@ Environment:
   GATEWAY_TEST_BIN   run this CLI instead of bin/gateway (e.g. an installed copy)
   GATEWAY_TEST_KEEP  keep every prefix (failed files' prefixes are always kept)
   GATEWAY_TEST_PLUGINS  set here: t/lib/plugins, the test-only plugin modules
+  GATEWAY_TEST_REDIS_PORT, GATEWAY_TEST_REDIS_CLUSTER  set here: the session's private
+                     redis-server port and 3-node cluster ("127.0.0.1:p1,..."; _JSON:
+                     the same as a JSON array; the cluster starts when a block first
+                     names it), see
+                     t/lib/redis_server.py; `--- admin` bodies use ${{env NAME}}
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import sys
 import warnings
@@ -32,12 +38,14 @@ os.environ.setdefault("GATEWAY_TEST_PLUGINS", str(REPO / "t" / "lib" / "plugins"
 from t.lib import runner  # noqa: E402
 from t.lib.etcd_server import EtcdServer  # noqa: E402
 from t.lib.mock_upstream import MockUpstream  # noqa: E402
+from t.lib.redis_server import LAZY_ENV, RedisCluster, RedisServer, find_redis  # noqa: E402
 from t.lib.registry import BlockFailure  # noqa: E402
 from t.lib.tparser import Block, TParseError, parse_file, select_blocks  # noqa: E402
 
 _session: runner.Session | None = None
 _etcd: EtcdServer | None = None
 _mock: MockUpstream | None = None
+_redis: list[RedisServer | RedisCluster] = []
 _files: list[runner.FileState] = []
 
 
@@ -55,8 +63,44 @@ def shared_session() -> runner.Session:
             _mock = None
             raise
         os.environ["GATEWAY_TEST_ETCD"] = _etcd.url
+        _start_redis()
         _session = runner.Session(_mock, _etcd.url)
     return _session
+
+
+def _start_redis() -> None:
+    """A private redis-server (GATEWAY_TEST_REDIS_PORT) and a 3-node cluster
+    (GATEWAY_TEST_REDIS_CLUSTER: "host:port,..."). Without redis-server the variables stay
+    unset and the blocks that name them fail saying so."""
+    binary = find_redis()
+    if binary is None:
+        warnings.warn("redis-server is not installed: the Redis-backed tests will fail")
+        return
+    server = RedisServer(binary)
+    try:
+        server.start()
+    except Exception as e:  # noqa: BLE001 - the other tests can still run
+        warnings.warn(f"the test redis-server did not start: {e}")
+        return
+    _redis.append(server)
+    os.environ["GATEWAY_TEST_REDIS_PORT"] = str(server.port)
+
+    names = ("GATEWAY_TEST_REDIS_CLUSTER", "GATEWAY_TEST_REDIS_CLUSTER_JSON")
+
+    def start_cluster() -> None:   # ~2 s: only for a session whose blocks name it
+        for name in names:
+            LAZY_ENV.pop(name, None)
+        cluster = RedisCluster(binary)
+        try:
+            cluster.start()
+        except Exception as e:  # noqa: BLE001 - the plain server's tests can still run
+            warnings.warn(f"the test redis cluster did not start: {e}")
+            return
+        _redis.append(cluster)
+        os.environ["GATEWAY_TEST_REDIS_CLUSTER"] = ",".join(cluster.addresses)
+        os.environ["GATEWAY_TEST_REDIS_CLUSTER_JSON"] = json.dumps(cluster.addresses)
+    for name in names:
+        LAZY_ENV[name] = start_cluster
 
 
 def _stop_everything() -> None:
@@ -72,6 +116,9 @@ def _stop_everything() -> None:
         _etcd.stop()
     if _mock is not None:
         _mock.stop()
+    for server in _redis:
+        server.stop()
+    _redis.clear()
     _session = _etcd = _mock = None
 
 

@@ -23,6 +23,8 @@ class AdminContext:
         self.stream_enabled = "stream" in str((conf.get("apisix") or {}).get("proxy_mode")
                                               or "http")
         self.server_header = config.server_header(conf).decode()
+        #: API-driven standalone mode: the config is one document at /apisix/admin/configs
+        self.api_standalone = config.config_provider(conf) == "yaml"
 
     @property
     def plugins(self) -> Any:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -114,20 +115,34 @@ CONFIG_SECTIONS = ("routes", "services", "upstreams", "consumers", "consumer_gro
                    "protos", "secrets")
 
 
-def configs(ctx: AdminContext, req: AdminRequest) -> Answer:
-    if req.segments[1:] != ["validate"] or req.method != "POST":
-        raise Fail(404, "not found")
+def _document(req: AdminRequest) -> dict:
+    """A declarative config from the body: JSON, or YAML with Content-Type application/yaml."""
     if not req.raw or not req.raw.strip():
         raise Fail(400, "invalid request body: empty request body")
-    if "yaml" in (req.headers.get("content-type") or ""):
+    if (req.headers.get("content-type") or "").startswith("application/yaml"):
         try:
-            body = yaml.safe_load(req.raw)
+            body = yaml.load(req.raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
             raise Fail(400, "invalid request body: %s" % exc) from None
+        if not isinstance(body, dict):
+            raise Fail(400, "invalid request body: invalid yaml request body")
     else:
         body = req.json()
     if not isinstance(body, dict):
         raise Fail(400, "invalid request body: expected an object")
+    return body
+
+
+def configs(ctx: AdminContext, req: AdminRequest) -> Answer:
+    rest = req.segments[1:]
+    if not rest and ctx.api_standalone:
+        if req.method == "PUT":
+            return configs_put(ctx, req)
+        if req.method in ("GET", "HEAD"):
+            return configs_get(ctx, req)
+    if rest != ["validate"] or req.method != "POST":
+        raise Fail(404, "not found")
+    body = _document(req)
     errors = []
     for section in CONFIG_SECTIONS:
         items = body.get(section)
@@ -151,10 +166,86 @@ def configs(ctx: AdminContext, req: AdminRequest) -> Answer:
     return Answer(200, {})
 
 
+DIGEST, LAST_MODIFIED = "X-Digest", "X-Last-Modified"
+
+
+def _metadata_headers(config: dict | None) -> list[tuple[str, str]]:
+    config = config or {}
+    return [(LAST_MODIFIED, str(config.get(LAST_MODIFIED) or "")),
+            (DIGEST, str(config.get(DIGEST) or ""))]
+
+
+def configs_get(ctx: AdminContext, req: AdminRequest) -> Answer:
+    config = ctx.store.call("configs_get")["config"]
+    headers = _metadata_headers(config)
+    if req.method == "HEAD":
+        return Answer(200, None, headers)
+    if config is None:
+        config = {section + "_conf_version": 0 for section in CONFIG_SECTIONS}
+    if (req.headers.get("accept") or "").startswith("application/yaml"):
+        text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+        return Answer(200, text, headers + [("Content-Type", "application/yaml")])
+    return Answer(200, config, headers)
+
+
+def configs_put(ctx: AdminContext, req: AdminRequest) -> Answer:
+    """APISIX's standalone `update`: digest, conf versions, every item checked, then the
+    whole document replaces the running config (202; 204 when the digest is unchanged)."""
+    digest = req.headers.get("x-digest")
+    if not digest:
+        raise Fail(400, "missing digest header")
+    body = _document(req)
+    current = ctx.store.call("configs_get")["config"] or {}
+    if current.get(DIGEST) == digest:
+        return Answer(204)
+    document: dict[str, Any] = {}
+    for section in CONFIG_SECTIONS:
+        version_key = section + "_conf_version"
+        old_version = current.get(version_key) or 0
+        new_version = body.get(version_key)
+        if new_version is None:
+            new_version = old_version + 1
+        elif not isinstance(new_version, (int, float)) or isinstance(new_version, bool):
+            raise Fail(400, "%s must be a number" % version_key)
+        elif new_version < old_version:
+            raise Fail(400, "%s must be greater than or equal to (%s)"
+                       % (version_key, old_version))
+        document[version_key] = new_version
+        if new_version == old_version:
+            if current.get(section) is not None:
+                document[section] = current[section]
+            continue
+        items = body.get(section) or []
+        if not isinstance(items, list):
+            raise Fail(400, "invalid %s: expected an array" % section)
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            problem = _check_item(ctx, section, item)
+            if problem:
+                raise Fail(400, "invalid %s at index %d, err: %s" % (section, index, problem))
+            ident = _item_id(section, item)
+            if ident is not None:
+                if ident in seen:
+                    what = "username" if section == "consumers" and "id" not in item else "id"
+                    if section == "consumers" and "id" in item:
+                        what = "credential id"
+                    raise Fail(400, "found duplicate %s %s in %s" % (what, ident, section))
+                seen.add(ident)
+        if items:
+            document[section] = items
+    document[LAST_MODIFIED] = int(time.time())
+    document[DIGEST] = digest
+    rev = ctx.store.call("configs_put", config=document)["rev"]
+    ctx.store.settle(rev)
+    return Answer(202, None, _metadata_headers(document))
+
+
 def _item_id(section: str, item: Any) -> str | None:
     if not isinstance(item, dict):
         return None
-    ident = item.get("username") if section == "consumers" else item.get("id")
+    ident = item.get("id")
+    if section == "consumers":
+        ident = item.get("id") or item.get("username")
     return None if ident is None else str(ident)
 
 

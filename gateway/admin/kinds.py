@@ -81,9 +81,32 @@ def traffic_split_users(ctx: AdminContext, ident: str):
     return None
 
 
-# --------------------------------------------------------------------------- plugin secrets
-class PluginFields(Resource):
-    """Kinds whose `plugins` may hold fields that plugins mark `ENCRYPT_FIELDS`."""
+# --------------------------------------------------------------------------- bases
+class Kind(Resource):
+    """A resource checked against its own schema; `used_by` declares what protects a
+    delete: (directories to look in, the referencing field, the start of APISIX's message)."""
+
+    used_by: tuple[tuple[str, ...], str, str] | None = None
+
+    def check(self, ctx, ident, conf):
+        check_schema(self.name, conf)
+
+    def delete_check(self, ctx, ident):
+        if self.used_by is None:
+            return
+        directories, field, message = self.used_by
+        user = users_of(ctx, directories, field, ident)
+        if user:
+            raise Fail(400, "%s, %s [%s] is still using it now" % ((message,) + user))
+
+
+class PluginFields(Kind):
+    """Kinds with `plugins`: each plugin conf is checked, and fields plugins mark
+    `ENCRYPT_FIELDS` are encrypted at rest."""
+
+    def check(self, ctx, ident, conf):
+        super().check(ctx, ident, conf)
+        check_plugins(ctx, conf.get("plugins"))
 
     def _fields(self, ctx: AdminContext, conf: dict, transform) -> dict:
         plugins = conf.get("plugins")
@@ -129,30 +152,25 @@ class Routes(PluginFields):
 
 class Services(PluginFields):
     name, kind = "services", "service"
+    used_by = (("routes", "stream_routes"), "service_id",
+               "can not delete this service directly")
 
     def check(self, ctx, ident, conf):
         check_schema("services", conf)
         check_upstream_refs(ctx, conf)
         check_plugins(ctx, conf.get("plugins"))
 
-    def delete_check(self, ctx, ident):
-        user = users_of(ctx, ("routes", "stream_routes"), "service_id", ident)
-        if user:
-            raise Fail(400, "can not delete this service directly, %s [%s] is still using it "
-                            "now" % user)
 
-
-class Upstreams(Resource):
+class Upstreams(Kind):
     name, kind = "upstreams", "upstream"
+    used_by = (("routes", "services"), "upstream_id", "can not delete this upstream")
 
     def check(self, ctx, ident, conf):
         check_schema("upstreams", conf)
         check_upstream_refs(ctx, conf)
 
     def delete_check(self, ctx, ident):
-        user = users_of(ctx, ("routes", "services"), "upstream_id", ident)
-        if user:
-            raise Fail(400, "can not delete this upstream, %s [%s] is still using it now" % user)
+        super().delete_check(ctx, ident)
         user = traffic_split_users(ctx, ident)
         if user:
             raise Fail(400, "can not delete this upstream, plugin in %s [%s] is still using it "
@@ -161,24 +179,36 @@ class Upstreams(Resource):
 
 def check_unique_auth(ctx: AdminContext, plugins: Any, owner_key: str) -> None:
     """APISIX 3.18: an auth key (key-auth `key`, basic-auth `username`...) belongs to one
-    consumer; `owner_key` is the key being written (it may keep its own value)."""
+    consumer or credential; `owner_key` is the key being written. A consumer does not
+    conflict with itself or its own credentials, a credential only with itself. APISIX's
+    words: `duplicate key of plugin key-auth found with consumer: jack` or `... found with
+    credential: c1 of consumer: jack`."""
     if not isinstance(plugins, dict):
         return
     wanted = {(name, plugins[name].get(attr)) for name, attr in UNIQUE_AUTH_ATTRS.items()
-              if isinstance(plugins.get(name), dict) and plugins[name].get(attr) is not None}
+              if isinstance(plugins.get(name), dict)
+              and isinstance(plugins[name].get(attr), str)}
     if not wanted:
         return
-    for item in ctx.store.list("/apisix/consumers/"):
+    base = "/apisix/consumers/"
+    writing_consumer = "/credentials/" not in owner_key
+    own_name = owner_key[len(base):].split("/", 1)[0]
+    for item in ctx.store.list(base):
         if item.key == owner_key or not isinstance(item.value, dict):
+            continue
+        parts = item.key[len(base):].split("/")
+        if writing_consumer and parts[0] == own_name:
             continue
         for name, value in wanted:
             other = (item.value.get("plugins") or {}).get(name)
             if isinstance(other, dict):
                 attr = UNIQUE_AUTH_ATTRS[name]
                 if ctx.keyring.decrypt(other.get(attr)) == value:
-                    consumer = item.key[len("/apisix/consumers/"):].split("/", 1)[0]
-                    raise Fail(400, "duplicate key of plugin %s found with consumer: %s"
-                               % (name, consumer))
+                    owner = "consumer: " + parts[0]
+                    if len(parts) == 3 and parts[1] == "credentials":
+                        owner = "credential: %s of consumer: %s" % (parts[2], parts[0])
+                    raise Fail(400, "duplicate %s of plugin %s found with %s"
+                               % (attr, name, owner))
 
 
 class Consumers(PluginFields):
@@ -249,16 +279,7 @@ class Credentials(PluginFields):
 class ConsumerGroups(PluginFields):
     name, kind = "consumer_groups", "consumer group"
     unsupported = frozenset({"POST"})
-
-    def check(self, ctx, ident, conf):
-        check_schema("consumer_groups", conf)
-        check_plugins(ctx, conf.get("plugins"))
-
-    def delete_check(self, ctx, ident):
-        user = users_of(ctx, ("consumers",), "group_id", ident)
-        if user:
-            raise Fail(400, "can not delete this consumer group, %s [%s] is still using it "
-                            "now" % user)
+    used_by = (("consumers",), "group_id", "can not delete this consumer group")
 
 
 class Ssls(Resource):
@@ -293,8 +314,7 @@ class GlobalRules(PluginFields):
     unsupported = frozenset({"POST"})
 
     def check(self, ctx, ident, conf):
-        check_schema("global_rules", conf)
-        check_plugins(ctx, conf.get("plugins"))
+        super().check(ctx, ident, conf)
         for item in ctx.list("global_rules"):
             other = item.key.rsplit("/", 1)[1]
             if other == str(ident):
@@ -308,16 +328,7 @@ class GlobalRules(PluginFields):
 class PluginConfigs(PluginFields):
     name, kind = "plugin_configs", "plugin config"
     unsupported = frozenset({"POST"})
-
-    def check(self, ctx, ident, conf):
-        check_schema("plugin_configs", conf)
-        check_plugins(ctx, conf.get("plugins"))
-
-    def delete_check(self, ctx, ident):
-        user = users_of(ctx, ("routes",), "plugin_config_id", ident)
-        if user:
-            raise Fail(400, "can not delete this plugin config, %s [%s] is still using it "
-                            "now" % user)
+    used_by = (("routes",), "plugin_config_id", "can not delete this plugin config")
 
 
 class PluginMetadata(Resource):
@@ -358,12 +369,9 @@ class StreamRoutes(Resource):
                                 "is still using it as superior_id" % item.key.rsplit("/", 1)[1])
 
 
-class Protos(Resource):
+class Protos(Kind):
     name, kind = "protos", "proto"
     unsupported = frozenset({"PATCH"})
-
-    def check(self, ctx, ident, conf):
-        check_schema("protos", conf)
 
     def delete_check(self, ctx, ident):
         for directory, word in (("routes", "route"), ("services", "service")):

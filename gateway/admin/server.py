@@ -74,8 +74,9 @@ class AdminApp:
             log.exception("Admin API %s %s failed", method, environ.get("PATH_INFO"))
             answer = Answer(500, {"error_msg": "internal error"})
         body = encode(answer.body) if method != "HEAD" else b""
-        headers = [("Content-Type", "application/json"), ("Server", self.ctx.server_header),
-                   ("X-API-VERSION", self.version)]
+        own_type = any(h[0].lower() == "content-type" for h in answer.headers)
+        headers = ([] if own_type else [("Content-Type", "application/json")]) + [
+            ("Server", self.ctx.server_header), ("X-API-VERSION", self.version)]
         if self.cors:
             headers += _CORS
         headers += answer.headers
@@ -122,6 +123,9 @@ class AdminApp:
             return CREDENTIALS.handle(self.ctx, req)
         resource = RESOURCES.get(first)
         if resource is not None:
+            if self.ctx.api_standalone:
+                raise Fail(400, "%s cannot be changed one by one in API-driven standalone "
+                                "mode: use /apisix/admin/configs" % first)
             return resource.handle(self.ctx, req)
         handler = endpoints.HANDLERS.get(first)
         if handler is not None:
@@ -185,11 +189,13 @@ class _Handler(gevent.pywsgi.WSGIHandler):
 
 
 class AdminServer:
-    def __init__(self, sock: socket.socket, ctx: AdminContext):
+    def __init__(self, sock: socket.socket, ctx: AdminContext, ssl_context: Any = None):
         gsock = gevent.socket.socket(sock.family, sock.type, fileno=sock.fileno())
         self.app = AdminApp(ctx)
+        # ssl_context: deployment.admin.https_admin (gateway.worker.tls.admin_context)
+        extra = {"ssl_context": ssl_context} if ssl_context is not None else {}
         self.server = gevent.pywsgi.WSGIServer(gsock, self.app, handler_class=_Handler,
-                                               log=None, error_log=None)
+                                               log=None, error_log=None, **extra)
 
     def start(self) -> None:
         self.server.start()

@@ -27,6 +27,8 @@ optional           ``CONSUMER_SCHEMA``, ``METADATA_SCHEMA``, ``TYPE`` (``"auth"`
                    returns is what the phase functions get as ``conf``), and the phase
                    functions ``rewrite``, ``access``, ``before_proxy``, ``header_filter``,
                    ``log`` (``(conf, ctx)``) and ``body_filter`` (``(conf, ctx, chunk, eof)``)
+auth plugins       ``CONSUMER_KEY`` (the consumer conf field credentials are indexed by)
+                   and optional ``prepare_consumer(conf)`` (gateway.worker.consumers)
 =================  =========================================================================
 
 Checking a conf fills in the schema's defaults, as APISIX's validator does (the Admin API
@@ -54,7 +56,7 @@ from gateway.core.vars import validate_vars
 
 __all__ = ["PluginError", "Plugin", "PluginSet", "load", "reload", "current",
            "module_file", "fill_defaults", "compile_pre_function", "PHASES",
-           "META_SCHEMA", "INJECTED_COMMENT"]
+           "META_SCHEMA", "INJECTED_COMMENT", "node_conf", "plugin_attr"]
 
 #: request-side and response-side phase functions a module may define, in run order
 PHASES = ("rewrite", "access", "before_proxy", "header_filter", "body_filter", "log")
@@ -455,6 +457,19 @@ def _load_plugin(name: str, search: list[Path], fresh: bool) -> Plugin | None:
 
 
 _current: PluginSet | None = None
+#: the node's config.yaml as the last load() saw it (plugin_attr, apisix.ssl...)
+_node_conf: dict[str, Any] = {}
+
+
+def node_conf() -> dict[str, Any]:
+    """The node's settings (config.yaml merged with the defaults), for plugins that read
+    node-level settings such as ``plugin_attr.<name>`` when their confs are prepared."""
+    return _node_conf
+
+
+def plugin_attr(name: str) -> dict[str, Any]:
+    """``plugin_attr.<name>`` of config.yaml ({} when unset)."""
+    return ((_node_conf.get("plugin_attr") or {}).get(name)) or {}
 
 
 def load(conf: dict[str, Any], prefix: str | None = None, fresh: bool = False,
@@ -463,7 +478,8 @@ def load(conf: dict[str, Any], prefix: str | None = None, fresh: bool = False,
     broken module; names without a module are skipped with one warning (unless
     ``warn_missing`` is false: the CLI's check). ``prefix`` anchors relative
     ``apisix.extra_plugin_paths``."""
-    global _current
+    global _current, _node_conf
+    _node_conf = conf
     search = _search_dirs(conf, prefix)
     enabled = conf.get("plugins") or []
     plugins: dict[str, Plugin] = {}

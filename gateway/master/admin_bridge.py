@@ -148,6 +148,9 @@ class AdminBridge:
         self.plugin_names: Callable[[], list[str]] = lambda: list(conf.get("plugins") or [])
         #: fans the reload command out to the workers (set by the master)
         self.on_reload_plugins: Callable[[], None] = lambda: None
+        #: API-driven standalone mode: the in-memory config source and the snapshot revision
+        self.configs: Any = None
+        self.snapshot_rev: Callable[[], int] = lambda: 0
 
     def reload_plugins(self) -> dict:
         """`PUT /apisix/admin/plugins/reload`: record the enabled list under /apisix/plugins
@@ -158,6 +161,15 @@ class AdminBridge:
         if answer.get("ok"):
             self.on_reload_plugins()
         return answer
+
+    def configs_op(self, req: dict) -> dict:
+        """API-driven standalone mode: the in-memory document (see configs_source.py)."""
+        if self.configs is None:
+            return {"ok": False, "error": "not in API-driven standalone mode"}
+        if req["op"] == "configs_get":
+            return {"ok": True, "config": self.configs.get()}
+        self.configs.put(req["config"])
+        return {"ok": True, "rev": self.snapshot_rev()}
 
     def start(self) -> None:
         path = plane.endpoint_path(self.endpoint)
@@ -211,6 +223,8 @@ class AdminBridge:
             req = msgpack.unpackb(data, raw=False)
             if req.get("op") == "reload_plugins":
                 answer = self.reload_plugins()
+            elif req.get("op") in ("configs_get", "configs_put"):
+                answer = self.configs_op(req)
             else:
                 answer = self.ops.run(req)
             answer["id"] = req.get("id")

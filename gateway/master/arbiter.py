@@ -37,10 +37,13 @@ from setproctitle import setproctitle
 from gateway import config
 from gateway.config import ConfigError
 from gateway.core import log as logmod
+from gateway.core import shdict
 from gateway.core.log import NOTICE, log
 from gateway.master import listeners
+from gateway.worker import metrics
 from gateway.master.admin_bridge import AdminBridge
 from gateway.master.certstore import CertStore
+from gateway.master.configs_source import ConfigsSource
 from gateway.master.app import GatewayApp
 from gateway.master.etcd_client import EtcdClient
 from gateway.master.etcd_source import EtcdSource
@@ -63,9 +66,12 @@ def _source_settings(conf: dict) -> tuple:
 
 
 def all_addresses(conf: dict) -> list[tuple[str, int]]:
-    """Every listener the workers inherit: the proxy's, the Admin API's, the Control API's."""
+    """Every listener the workers inherit: the proxy's, the Admin API's, the Control API's,
+    the metrics export server's."""
     addresses = config.listen_addresses(conf)
-    for extra in (config.admin_address(conf), config.control_address(conf)):
+    for extra in (*config.ssl_listen_addresses(conf),   # TLS proxy listeners
+                  config.admin_address(conf), config.control_address(conf),
+                  config.prometheus_address(conf)):
         if extra is not None and extra not in addresses:
             addresses.append(extra)
     return addresses
@@ -91,9 +97,13 @@ class Master(Arbiter):
 
     # ------------------------------------------------------------------ start-up
     def start(self) -> None:
+        # before any worker forks (prometheus-client picks its value class on import);
+        # a USR2 child shares its parent's directory instead of wiping it
+        metrics.prepare_dir(self.app.prefix, wipe="GUNICORN_FD" not in os.environ)
         if not self.LISTENERS and "GUNICORN_FD" not in os.environ:
             self.LISTENERS = listeners.open_all(all_addresses(self.conf),
                                                 self.cfg, self.log)
+        shdict.create_all(self.conf)   # before any fork: every worker maps the same zones
         super().start()
         if self.master_pid:
             # a USR2 child: the old master renamed its pid file to .oldbin, ours is the pid file
@@ -118,7 +128,12 @@ class Master(Arbiter):
         """The config source config.yaml names (and the Admin API's bridge to etcd)."""
         self.certstore = CertStore(self.conf)
         provider = config.config_provider(self.conf)
-        if provider == "yaml":
+        if provider == "yaml" and self.conf["deployment"]["role"] == "traditional":
+            # API-driven standalone: the config is PUT through the Admin API, kept in memory
+            self.source = ConfigsSource(self.on_objects)
+            self.source.load_now()
+            self.start_admin_bridge()
+        elif provider == "yaml":
             path = os.path.join(self.app.prefix, "conf", "apisix.yaml")
             self.source = YamlSource(path, self.on_objects)
             self.source.load_now()
@@ -132,14 +147,20 @@ class Master(Arbiter):
             self.source.load_now()
             self.source.start()
             if config.admin_enabled(self.conf):
-                self.admin_bridge = AdminBridge(self.conf, self.app.prefix, self.pid)
-                self.admin_bridge.plugin_names = self.enabled_plugins
-                self.admin_bridge.on_reload_plugins = \
-                    lambda: self.fanout.publish_control("plugins_reload")
-                self.admin_bridge.start()
+                self.start_admin_bridge()
         else:
             log.warning("config provider %r is not available yet; serving an empty config",
                         provider)
+
+    def start_admin_bridge(self) -> None:
+        self.admin_bridge = AdminBridge(self.conf, self.app.prefix, self.pid)
+        self.admin_bridge.plugin_names = self.enabled_plugins
+        self.admin_bridge.on_reload_plugins = \
+            lambda: self.fanout.publish_control("plugins_reload")
+        if isinstance(self.source, ConfigsSource):
+            self.admin_bridge.configs = self.source
+            self.admin_bridge.snapshot_rev = lambda: self.snapshot.rev
+        self.admin_bridge.start()
 
     def enabled_plugins(self) -> list[str]:
         """The `plugins:` list of config.yaml as it is on disk now (plugins/reload re-reads
@@ -287,12 +308,20 @@ class Master(Arbiter):
         old_listeners = self.LISTENERS
         new_addresses = all_addresses(conf)
         if [tuple(lnr.cfg_addr[:2]) for lnr in old_listeners] != new_addresses:
+            # addresses kept keep their sockets (reopening them would collide with
+            # ourselves); only the new ones are opened
+            kept = {tuple(lnr.cfg_addr[:2]): lnr for lnr in old_listeners}
             try:
-                self.LISTENERS = listeners.open_all(new_addresses, self.cfg, self.log)
+                fresh = listeners.open_all([a for a in new_addresses if a not in kept],
+                                           self.cfg, self.log)
+                opened = iter(fresh)
+                self.LISTENERS = [kept[a] if a in kept else next(opened)
+                                  for a in new_addresses]
             except listeners.ListenError as exc:
                 self.app.restore(old_conf)
                 log.error("reload failed, keeping the running configuration: %s", exc)
                 return
+        shdict.create_all(conf)   # new zones only; existing ones keep their counters
         old = list(self.WORKERS)
         new = [self.spawn_worker() for _ in range(self.cfg.workers)]
         try:
@@ -308,13 +337,15 @@ class Master(Arbiter):
                     self.kill_worker(pid, signal.SIGTERM)
             if self.LISTENERS is not old_listeners:
                 for lnr in self.LISTENERS:
-                    lnr.close()
+                    if lnr not in old_listeners:
+                        lnr.close()
                 self.LISTENERS = old_listeners
             self.app.restore(old_conf)
             return
         if self.LISTENERS is not old_listeners:
             for lnr in old_listeners:
-                lnr.close()
+                if lnr not in self.LISTENERS:
+                    lnr.close()
         self.num_workers = self.cfg.workers
         self.timeout = self.cfg.timeout
         logmod.setup(config.resolve_path(self.app.prefix, conf["nginx_config"]["error_log"]),
@@ -357,6 +388,7 @@ class Master(Arbiter):
                     self.reexec_pid = 0
                     self.upgrade_failed()
                     continue
+                metrics.worker_exited(wpid)
                 if self.retiring.pop(wpid, None) is not None:
                     continue
                 worker = self.WORKERS.pop(wpid, None)

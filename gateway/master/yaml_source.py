@@ -55,7 +55,12 @@ def parse(text: str, source: str = "apisix.yaml") -> tuple[dict[str, Any], list[
         data = {}
     if not isinstance(data, dict):
         raise StandaloneError("%s: expected a mapping of resource lists at the top level" % source)
+    return objects_of(data, source)
 
+
+def objects_of(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
+    """APISIX's declarative layout (`routes: [...]`, ...) → objects keyed like etcd, and the
+    per-item problems (those items are left out)."""
     objects: dict[str, Any] = {}
     problems: list[str] = []
     for kind, items in data.items():

@@ -63,6 +63,10 @@ class Client:
                  "paused_up", "nreq", "no_keep", "read_paused", "pending_error", "body_wait",
                  "trusted", "tunnel", "early")
 
+    #: the ``scheme`` variable and the default X-Forwarded-Proto (TlsClient: https)
+    scheme = "http"
+    proto = b"http"
+
     def __init__(self, server: HttpServer, sock: socket.socket, remote: bytes,
                  listener: _Listener):
         self.server = server
@@ -465,6 +469,10 @@ class Client:
         self.close()
         if active is not None and self.server.access_log is not None:
             self.log_access(active, 499, self.server.now())
+        if active is not None and active.rare and active.pctx is not None:
+            # the log phase runs for aborted requests too (as nginx's): limit-conn must
+            # give its connection back
+            plugin_runner.log_phase(active.pctx, 499)
         self.active = None
 
     def close(self) -> None:

@@ -77,17 +77,25 @@ class Chain:
 
     __slots__ = ("route_id", "g_rewrite", "rewrite", "g_access", "access", "before_proxy",
                  "header_filter", "body_filter", "log", "blocking", "blocking_log",
-                 "response", "route_instances")
+                 "response", "route_instances", "global_instances", "auth", "consumers")
 
     def __init__(self, route_id: str | None, route: list[Instance],
                  globals_: list[Instance]):
         self.route_id = route_id
         #: the route's own instances (for the consumer merge that comes with auth plugins)
         self.route_instances = tuple(route)
+        self.global_instances = tuple(globals_)
+        #: an auth plugin runs here: client-sent identity headers are stripped first
+        self.auth = any(i.plugin.type == "auth" for i in self.route_instances) \
+            or any(i.plugin.type == "auth" for i in self.global_instances)
+        #: the table's ConsumerIndex (gateway.worker.consumers), set by the builder
+        self.consumers: Any = None
 
         def phase(instances: list[Instance], name: str) -> tuple[Entry, ...]:
+            # a prepared conf may narrow its phases (``.phases``: serverless functions)
             return tuple((i.plugin.phases[name], i) for i in instances
-                         if name in i.plugin.phases)
+                         if name in i.plugin.phases
+                         and name in getattr(i.conf, "phases", (name,)))
         self.g_rewrite = phase(globals_, "rewrite")
         self.rewrite = phase(route, "rewrite")
         self.g_access = phase(globals_, "access")
@@ -120,14 +128,34 @@ class ChainBuilder:
     """Used by one table build: compiles plugin maps with the registry, reusing the
     instances of the previous build for unchanged confs."""
 
-    __slots__ = ("registry", "previous", "cache", "globals")
+    __slots__ = ("registry", "previous", "cache", "globals", "decrypt", "consumers")
 
-    def __init__(self, registry: PluginSet):
+    def __init__(self, registry: PluginSet, decrypt: Any = None):
         self.registry = registry
         self.previous: dict[Any, Any] = registry.instance_cache
         self.cache: dict[Any, Any] = {}
         #: global rules' instances, one list per rule (rule order, then priority)
         self.globals: list[Instance] = []
+        #: str -> str for the plugins' ENCRYPT_FIELDS (the keyring's), None: stored plain
+        self.decrypt = decrypt
+        #: the consumers of this build (gateway.worker.consumers.ConsumerIndex)
+        self.consumers: Any = None
+
+    def decrypted(self, plugin: Plugin, conf: dict[str, Any]) -> dict[str, Any]:
+        """``conf`` with the plugin's ENCRYPT_FIELDS (``a`` or ``a.b``) decrypted, in
+        place: the one place the data plane reads secrets the Admin API encrypted."""
+        decrypt = self.decrypt
+        if decrypt is None or not plugin.encrypt_fields:
+            return conf
+        for path in plugin.encrypt_fields:
+            holder: Any = conf
+            leaf = path
+            if "." in path:
+                head, leaf = path.split(".", 1)
+                holder = conf.get(head)
+            if isinstance(holder, dict) and isinstance(holder.get(leaf), str):
+                holder[leaf] = decrypt(holder[leaf])
+        return conf
 
     def finish(self) -> None:
         """Keep only what this build used for the next one."""
@@ -164,7 +192,7 @@ class ChainBuilder:
             result: tuple[Instance | None] = (None,)
         else:
             if isinstance(conf, Mapping):
-                conf = copy.deepcopy(dict(conf))
+                conf = self.decrypted(plugin, copy.deepcopy(dict(conf)))
             problem = self.registry.check_plugin(name, conf)
             if problem is not None:
                 raise ValueError(problem)
@@ -193,7 +221,13 @@ class ChainBuilder:
         if not route and not self.globals:
             return None
         chain = Chain(route_id, route, self.globals)
-        return None if chain.empty else chain
+        if chain.empty:
+            return None
+        if chain.auth and self.consumers is not None:
+            chain.consumers = self.consumers
+            if self.consumers.blocking:
+                chain.blocking = True  # a consumer's plugins may wait once merged in
+        return chain
 
 
 def merge_plugins(service: Mapping[str, Any] | None, plugin_config: Mapping[str, Any] | None,

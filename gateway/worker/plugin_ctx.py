@@ -21,6 +21,10 @@ Changing what goes to the upstream (rewrite/access/before_proxy)::
     ctx.set_uri(uri)                 the upstream request target, path + query, as sent
     ctx.set_method(method)           e.g. "POST"
     ctx.set_host(host)               the Host header sent upstream
+    ctx.set_upstream(upstream)       (rewrite/access) proxy this request to another
+                                     compiled upstream (gateway.worker.table.Upstream, e.g.
+                                     ctx.client.server.table.upstreams[id]): the node is
+                                     picked from it (traffic-split)
 
     (Host, Content-Length, Transfer-Encoding, Connection, X-Real-IP and X-Forwarded-* are
     the gateway's own: use set_host for the Host; the others are not changed this way.)
@@ -39,7 +43,10 @@ Per-request state::
 
     ctx.data                         a dict for plugins' own per-request values (use your
                                      plugin's name in the key)
-    ctx.consumer                     the authenticated consumer (set by auth plugins)
+    ctx.consumer                     the authenticated consumer (set by auth plugins;
+                                     gateway.worker.consumers.Identity: .username,
+                                     .group_id, .custom_id, .credential_id), else None;
+                                     vars consumer_name / consumer_group_id follow it
 """
 
 from __future__ import annotations
@@ -164,6 +171,9 @@ class PluginCtx:
             from gateway.worker.table import request_vars
             v = request_vars(self.req)
             extra = {"route_id": self.route_id, "service_id": self.service_id}
+            if self.consumer is not None:
+                extra["consumer_name"] = self.consumer.username
+                extra["consumer_group_id"] = self.consumer.group_id
             v.extra = extra
             self._vars = v
             if self.up_uri is not None:
@@ -240,6 +250,23 @@ class PluginCtx:
             v._headers = None  # noqa: SLF001 - re-read on the next variable lookup
             v._cookies = None  # noqa: SLF001
 
+    def edit_headers(self, remove: frozenset[bytes], add: Any) -> None:
+        """One pass over the upstream request headers: drop those whose lower-case name
+        is in ``remove``, then append ``add`` ((name, value) bytes pairs)."""
+        req = self.req
+        hdrs = req.hdrs
+        hdrs = [x for i in range(0, len(hdrs) - 3, 4)
+                if hdrs[i].lower() not in remove for x in hdrs[i:i + 4]]
+        for raw, value in add:
+            hdrs += (raw, COLSP, value, CRLF)
+        req.hdrs = hdrs
+        if req.chunked:
+            req.nhdrs = len(hdrs)
+        v = self._vars
+        if v is not None:
+            v._headers = None  # noqa: SLF001
+            v._cookies = None  # noqa: SLF001
+
     def set_header(self, name: str, value: Any) -> None:
         # an empty value removes the header, as nginx's ngx.req.set_header does
         self._edit(name, [v for v in _values(value) if v], True)
@@ -270,6 +297,16 @@ class PluginCtx:
     def set_host(self, host: str | bytes) -> None:
         self.up_host = host if isinstance(host, bytes) else host.encode("latin-1")
         self.head_edits = True
+
+    def set_upstream(self, upstream: Any) -> None:
+        """The runner reads ``self.target`` after the access phase: a copy of the route's
+        target that leads to ``upstream`` (its status when it cannot serve, its timeouts)."""
+        from gateway.worker.table import Target
+        old = self.target
+        if old is None:
+            return
+        self.target = Target(old.route_id, old.service_id, upstream, upstream.error,
+                             upstream.timeout, old.websocket, old.chain)
 
     def edit_head(self, parts: list[bytes]) -> None:
         """Request.upstream_request's hook: method, target and Host of the head."""

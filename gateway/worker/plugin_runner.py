@@ -30,6 +30,7 @@ import gevent
 from greenlet import greenlet, getcurrent
 
 from gateway.core.log import every, log
+from gateway.worker.consumers import GROUP_MISSING, consumer_chain, strip_identity
 from gateway.worker.plugin_chain import render_body
 from gateway.worker.plugin_ctx import PluginCtx, ResponseHeaders
 from gateway.worker.request import STREAM_OPEN
@@ -106,9 +107,12 @@ def start(client: Any, req: Any, target: Any, chain: Any) -> None:
 
 def _request_side(ctx: PluginCtx) -> None:
     chain = ctx.chain
+    if chain.auth:
+        strip_identity(ctx)  # only the gateway names the consumer to the upstream
     done = _phase(ctx, chain.g_rewrite, "rewrite") or _phase(ctx, chain.rewrite, "rewrite")
     if done is None:
         done = merge_consumer(ctx)
+        chain = ctx.chain
     if done is None:
         done = _phase(ctx, chain.g_access, "access") or _phase(ctx, chain.access, "access")
     client = ctx.client
@@ -125,7 +129,8 @@ def _request_side(ctx: PluginCtx) -> None:
     if target.error:
         _exit(ctx, target.error, None)
         return
-    node = target.upstream.balancer.pick(req)
+    # with a consumer attached, chash `hash_on: consumer` needs the consumer_name variable
+    node = target.upstream.balancer.pick(ctx.vars if ctx.consumer is not None else req)
     if node is None:
         _exit(ctx, 502, None)
         return
@@ -144,7 +149,19 @@ def merge_consumer(ctx: PluginCtx) -> tuple[int, bytes | None] | None:
     """After the route's rewrite phase: an auth plugin that identified a consumer sets
     ``ctx.consumer``; its consumer-group and consumer plugins are then merged over the
     route's (spec §3.2, precedence consumer > consumer group > route) and the newly added
-    ones run their rewrite phase. Arrives with the auth plugins; nothing to do until then."""
+    ones run their rewrite phase (gateway.worker.consumers: merged once per (route,
+    consumer) and cached, so this is a dict get after the first request)."""
+    identity = ctx.consumer
+    if identity is None:
+        return None
+    merged = consumer_chain(ctx.chain, identity)
+    if merged is None:
+        return None
+    if merged is GROUP_MISSING:
+        return 503, None
+    ctx.chain = merged
+    if merged.consumer_rewrite:
+        return _phase(ctx, merged.consumer_rewrite, "rewrite")
     return None
 
 

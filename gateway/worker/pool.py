@@ -1,5 +1,8 @@
 """Idle upstream keep-alive connections per node address, and the way a request goes out.
 
+A `scheme: https` node's connections are pooled apart (``Node.pool_key`` adds its TLS
+settings) and start TLS when created (gateway.worker.tlsio).
+
 Split from upstream.py (module size); see that module's docstring for the pooling rules
 (LIFO per node address, bounded by the keepalive pool settings, idle timeout swept).
 """
@@ -31,13 +34,15 @@ class UpstreamPool:
                 attempt: Any = None) -> None:
         """Send ``data`` (the whole upstream request) to ``node`` for ``client``'s ``req``
         (``attempt``: the retry state of a request whose earlier try failed)."""
-        idle = self.idle.get(node.addr)
+        idle = self.idle.get(node.pool_key)
         if idle:
             up = idle.pop()
             up.pooled = False
             up.reused = True
         else:
             up = UpConn(self, node)
+            if node.tls is not None:
+                up.start_tls(req)
         up.begin(client, req, target, data, attempt)
 
     def discard(self, up: UpConn) -> None:

@@ -370,7 +370,7 @@ class Request:
     def _forwarded(self, parts: list[bytes]) -> None:
         xf = self.xf
         client = self.client
-        parts += (b"X-Forwarded-Proto: ", xf.get(b"x-forwarded-proto", b"http"), CRLF)
+        parts += (b"X-Forwarded-Proto: ", xf.get(b"x-forwarded-proto", client.proto), CRLF)
         host = xf.get(b"x-forwarded-host", self.host)
         if host:
             parts += (XFH, host, CRLF)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,22 +18,31 @@ import gevent
 from gateway.core.log import AccessLog, log
 from gateway.worker.forwarding import trust_test
 from gateway.worker.http import Client
+from gateway.worker.pool import UpstreamPool
 from gateway.worker.response import CRLF, Clock, Responses
 from gateway.worker.table import Table, duration, setting, size
-from gateway.worker.pool import UpstreamPool
+from gateway.worker.tls import listener_context
+from gateway.worker.tlsio import TlsClient
 
 ACCEPTS_PER_WAKEUP = 64
 
 
 class _Listener:
-    __slots__ = ("sock", "port", "fwd_tail", "watcher")
+    """A listening socket; a TLS one (``context`` set) accepts :class:`TlsClient`s, so the
+    plain/TLS choice is made once per connection, never per request."""
 
-    def __init__(self, sock: socket.socket):
+    __slots__ = ("sock", "port", "fwd_tail", "watcher", "context", "client_class")
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext | None = None):
         self.sock = sock
         name = sock.getsockname()
         self.port = b"%d" % name[1] if isinstance(name, tuple) else b"80"
-        self.fwd_tail = b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: " + self.port + CRLF
+        proto = b"http" if context is None else b"https"
+        self.fwd_tail = b"X-Forwarded-Proto: " + proto + b"\r\nX-Forwarded-Port: " \
+            + self.port + CRLF
         self.watcher = None
+        self.context = context
+        self.client_class = Client if context is None else TlsClient
 
 
 class HttpServer:
@@ -45,7 +55,7 @@ class HttpServer:
     """
 
     def __init__(self, listeners: Iterable[Any], conf: dict[str, Any],
-                 access_log: AccessLog | None):
+                 access_log: AccessLog | None, tls_listeners: Iterable[Any] = ()):
         self.conf = conf
         self.access_log = access_log
         self.table: Table = Table.empty()
@@ -70,9 +80,18 @@ class HttpServer:
                     default=False)))
         self.clients: set[Client] = set()
         self.listeners = [_Listener(_raw_listener(s)) for s in listeners]
+        tls_listeners = list(tls_listeners)
+        if tls_listeners:
+            # one context for every TLS listener: its SNI callback picks the certificate
+            # from the table being served (gateway.worker.tls)
+            context = listener_context(conf, lambda: self.table.certs)
+            self.listeners += [_Listener(_raw_listener(s), context) for s in tls_listeners]
         self.accepting = False   # accept watchers running
         self.stopped = False     # stop_accepting() was called: never resume
         self.draining = False
+        #: connections accepted and requests of closed connections (metrics' gauges)
+        self.accepted = 0
+        self.requests_done = 0
 
     # ---- lifecycle
     def start(self) -> None:
@@ -162,13 +181,15 @@ class HttpServer:
                 if conn.family != socket.AF_UNIX:
                     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 remote = addr[0].encode() if isinstance(addr, tuple) else b"unix:"
-                clients.add(Client(self, conn, remote, lst))
+                clients.add(lst.client_class(self, conn, remote, lst))
+                self.accepted += 1
             except Exception:  # noqa: BLE001
                 log.exception("failed to set up an accepted connection")
                 conn.close()
 
     def forget(self, client: Client) -> None:
         self.clients.discard(client)
+        self.requests_done += client.nreq
         if not self.accepting and not self.stopped \
                 and len(self.clients) < self.max_connections:
             self._resume_accept()

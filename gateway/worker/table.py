@@ -23,13 +23,16 @@ from typing import Any
 import gevent
 
 from gateway.core import plugins as plugin_registry
+from gateway.core.crypto import Keyring
 from gateway.core.ctxvars import RequestVars
 from gateway.core.log import log
 from gateway.core.router import Route, Router
 from gateway.worker.balancer import Balancer, make_balancer
+from gateway.worker.consumers import CONSUMER_GROUPS, CONSUMERS, ConsumerIndex
 from gateway.worker.healthcheck import REGISTRY as HEALTH_REGISTRY
 from gateway.worker.plugin_chain import Chain, ChainBuilder, merge_plugins
 from gateway.worker.resolver import DNS
+from gateway.worker.tls import CertIndex, UpstreamTLSFactory
 
 __all__ = ["Table", "Target", "Upstream", "Node", "Timeouts", "request_vars",
            "setting", "duration", "size"]
@@ -144,7 +147,7 @@ class Node:
     """One upstream server; ``addr``/``family`` are ready for ``connect_ex``."""
 
     __slots__ = ("host", "port", "weight", "priority", "addr", "family", "name",
-                 "host_header")
+                 "host_header", "tls", "pool_key")
 
     def __init__(self, host: str, port: int, weight: int, priority: int,
                  addr: tuple, family: int, scheme: str):
@@ -154,6 +157,10 @@ class Node:
         self.priority = priority
         self.addr = addr
         self.family = family
+        #: gateway.worker.tls.UpstreamTLS for `scheme: https`, else None
+        self.tls = None
+        #: idle connections are pooled by this: the address, plus the TLS settings if any
+        self.pool_key: tuple = addr
         shown = "[%s]" % host if ":" in host and not host.startswith("[") else host
         #: ``host:port`` as logged ($upstream_addr)
         self.name = ("%s:%d" % (shown, port)).encode()
@@ -190,7 +197,7 @@ def request_vars(req: Any) -> RequestVars:
         return data if isinstance(data, bytes) else None
 
     return RequestVars(req.method, req.path, req.url or req.path, req.host, client.remote,
-                       headers, client.port, "http", body)
+                       headers, client.port, getattr(client, "scheme", "http"), body)
 
 
 class Upstream:
@@ -227,7 +234,7 @@ class Upstream:
         self.error = 0
         self.nodes: list[Node] = []
         usable = 0  # nodes that resolved, weight 0 included (APISIX's #nodes)
-        if self.scheme != "http":
+        if self.scheme not in ("http", "https"):
             log.error("upstream %s: scheme %r is not supported yet", key, self.scheme)
             self.error = 502
         elif conf.get("nodes") is None:
@@ -236,6 +243,17 @@ class Upstream:
             self.error = 503
         else:
             self.nodes, usable = _parse_nodes(conf["nodes"], self.scheme, resolver, key)
+            if self.scheme == "https":
+                tls = resolver.tls.get(key, conf) if resolver.tls is not None else None
+                if tls is None:
+                    self.error = 502
+                for node in self.nodes:
+                    node.tls = tls
+                    # SNI is fixed per node unless pass_host is `pass`: pool by it then
+                    # (with `pass`, connections are reused across Hosts, as nginx does)
+                    sni = None if self.pass_host == "pass" else \
+                        self.host_header if self.pass_host == "rewrite" else node.host
+                    node.pool_key = (node.addr, tls.key if tls is not None else None, sni)
             if not self.nodes:
                 # APISIX: no node at all (or none resolved) → 503; nodes that all weigh 0
                 # → 502 (no pick)
@@ -282,11 +300,13 @@ class _Resolver:
     answer changes); :attr:`names` is what this build used.
     """
 
-    __slots__ = ("cache", "names")
+    __slots__ = ("cache", "names", "tls")
 
     def __init__(self) -> None:
         self.cache: dict[tuple[str, int], tuple[tuple, int] | None] = {}
         self.names: set[str] = set()
+        #: contexts for `scheme: https` upstreams of this build (gateway.worker.tls)
+        self.tls: UpstreamTLSFactory | None = None
 
     def resolve(self, host: str, port: int) -> tuple[tuple, int] | None:
         key = (host, port)
@@ -378,11 +398,13 @@ def _parse_nodes(nodes: Any, scheme: str, resolver: _Resolver, key: str,
 class Table:
     """Router + targets for one config snapshot. Immutable after :meth:`build`."""
 
-    __slots__ = ("router", "upstreams", "routes", "global_chain")
+    __slots__ = ("router", "upstreams", "routes", "global_chain", "certs")
 
     def __init__(self, router: Router, upstreams: dict[str, Upstream], routes: list[Route],
-                 global_chain: Chain | None = None):
+                 global_chain: Chain | None = None, certs: CertIndex | None = None):
         self.router = router
+        #: server certificates by SNI, swapped with the rest of the config (TLS listeners)
+        self.certs = certs if certs is not None else CertIndex()
         #: the global rules alone, for requests no route matched (they still run, then 404)
         self.global_chain = global_chain
         #: upstream id → Upstream (shared by every route that names it)
@@ -412,13 +434,16 @@ class Table:
                         default=1000)),
         )
         resolver = _Resolver()
+        resolver.tls = UpstreamTLSFactory(objects, conf)
         upstreams: dict[str, Upstream] = {}
         services: dict[str, Mapping[str, Any]] = {}
         plugin_configs: dict[str, Any] = {}
         registry = plugins if plugins is not None else plugin_registry.current()
         if registry is None:
             registry = plugin_registry.PluginSet({}, [])
-        chains = ChainBuilder(registry)
+        chains = ChainBuilder(registry, _decryptor(conf))
+        consumer_objs: dict[str, Any] = {}
+        group_objs: dict[str, Any] = {}
         route_keys: list[str] = []
         for count, key in enumerate(sorted(objects), 1):
             if cooperative and count % BUILD_YIELD_EVERY == 0:
@@ -443,6 +468,12 @@ class Table:
                 plugin_configs[key[len(PLUGIN_CONFIGS):]] = value
             elif key.startswith(GLOBAL_RULES) and _child(key, GLOBAL_RULES):
                 chains.add_global_rule(key, value)
+            elif key.startswith(CONSUMERS):
+                consumer_objs[key] = value
+            elif key.startswith(CONSUMER_GROUPS) and _child(key, CONSUMER_GROUPS):
+                group_objs[key[len(CONSUMER_GROUPS):]] = value
+        chains.consumers = ConsumerIndex.build(consumer_objs, group_objs, chains,
+                                               _yield if cooperative else None)
 
         builder = _RouteBuilder(upstreams, services, plugin_configs, pool_defaults, resolver,
                                 chains)
@@ -470,7 +501,17 @@ class Table:
         DNS.retain(resolver.names)  # names no upstream uses any more are not re-resolved
         global_chain = chains.chain(None, None, "global rules")
         chains.finish()
-        return cls(router, upstreams, routes, global_chain)
+        certs = CertIndex.build(objects, conf)
+        return cls(router, upstreams, routes, global_chain, certs)
+
+
+def _decryptor(conf: Mapping[str, Any]) -> Any:
+    """The keyring's decrypt for plugins' ENCRYPT_FIELDS, None when they are stored plain
+    (``apisix.data_encryption.enable_encrypt_fields: false``) or there is no keyring."""
+    if not setting(conf, "apisix", "data_encryption", "enable_encrypt_fields", default=True):
+        return None
+    keyring = Keyring.from_conf(dict(conf))
+    return keyring.decrypt if keyring.keys else None
 
 
 def _yield() -> None:
@@ -591,3 +632,19 @@ def _merge_service(service: Mapping[str, Any], route: Mapping[str, Any]) -> dict
     if route.get("host") is not None and route.get("hosts") is None:
         merged.pop("hosts", None)
     return merged
+
+
+def make_upstream(key: str, conf: Mapping[str, Any], worker_conf: Mapping[str, Any]) -> Upstream:
+    """An upstream compiled outside a table build (a plugin's inline upstream, e.g.
+    traffic-split's), with the worker's pool settings. Host names resolve from the DNS
+    cache as at build time (an unresolved one leaves the node out until the plugin
+    conf is rebuilt)."""
+    http = ("nginx_config", "http", "upstream")
+    pool_defaults = (
+        int(setting(worker_conf, *http, "keepalive", default=320)),
+        duration(setting(worker_conf, *http, "keepalive_timeout"), 60.0),
+        int(setting(worker_conf, *http, "keepalive_requests", default=1000)),
+    )
+    resolver = _Resolver()
+    resolver.tls = UpstreamTLSFactory({}, worker_conf)
+    return Upstream(key, conf, pool_defaults, resolver)

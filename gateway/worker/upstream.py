@@ -53,9 +53,18 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 from gateway.core.log import every, log
 from gateway.worker import plugin_runner
 from gateway.worker.request import STREAM_OPEN
-from gateway.worker.response import (COLSP, CONN_CLOSE, CONN_KEEP, CRLF, HEAD, LAST_CHUNK,
-                                     TE_CHUNKED,
-                                     content_length, status_line)
+from gateway.worker.response import (
+    COLSP,
+    CONN_CLOSE,
+    CONN_KEEP,
+    CRLF,
+    HEAD,
+    LAST_CHUNK,
+    TE_CHUNKED,
+    content_length,
+    status_line,
+)
+from gateway.worker.tlsio import TLSSocket
 from gateway.worker.tunnel import Tunnel
 
 if TYPE_CHECKING:
@@ -136,7 +145,7 @@ class UpConn:
     def __init__(self, pool: UpstreamPool, node: Any):
         self.pool = pool
         self.node = node
-        self.addr = node.addr
+        self.addr = node.pool_key   # the pool's key: the address (+ TLS settings)
         self.connected = False
         self.closed = False
         self.error = 0
@@ -173,6 +182,18 @@ class UpConn:
             self.error = err
             return
         self.rw.start(self.on_readable)
+
+    def start_tls(self, req: Any) -> None:
+        """`scheme: https`: speak TLS over this new connection. SNI is the Host sent
+        upstream without its port (nginx's ``proxy_ssl_name $upstream_host``); an IP
+        address sends none."""
+        host = req.up_host or b""
+        if host.startswith(b"["):
+            host = host[1:host.find(b"]")]
+        elif host.count(b":") == 1:
+            host = host.split(b":", 1)[0]
+        self.sock = TLSSocket(self.sock, self.node.tls.context, False, self.pool.loop,
+                              server_hostname=host.decode("latin-1") or None)
 
     # ------------------------------------------------------------------ request
     def begin(self, client: Any, req: Any, target: Any, data: bytes,
@@ -564,6 +585,8 @@ class UpConn:
         if status == 502 and self.reused and self.hdrs is None and not self.streamed \
                 and req.method in IDEMPOTENT:
             fresh = UpConn(self.pool, self.node)
+            if self.node.tls is not None:
+                fresh.start_tls(req)
             fresh.begin(client, req, self.target, self.out, self.attempt)
             return
         node = self.node

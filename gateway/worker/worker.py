@@ -30,7 +30,7 @@ from gateway.core import plugins as plugin_registry
 from gateway.core.log import AccessLog, log
 from gateway.worker.server import HttpServer
 from gateway.worker.subscriber import Subscriber
-from gateway.worker import healthcheck
+from gateway.worker import healthcheck, metrics
 from gateway.worker.resolver import DNS
 from gateway.worker.table import Table
 
@@ -92,9 +92,14 @@ class GatewayWorker(Worker):
         by_address = {tuple(lnr.sock.getsockname()[:2]): lnr.sock for lnr in self.sockets}
         admin_sock = by_address.pop(admin_address, None) if admin_address else None
         control_sock = by_address.pop(control_address, None) if control_address else None
+        metrics_address = config.prometheus_address(conf)
+        metrics_sock = by_address.pop(metrics_address, None) if metrics_address else None
+        tls_socks = [by_address.pop(a) for a in config.ssl_listen_addresses(conf)
+                     if a in by_address]
         proxy_socks = list(by_address.values())
         # None when disabled: the data path then skips formatting the line altogether
-        self.server = HttpServer(proxy_socks, conf, self.access_log if path else None)
+        self.server = HttpServer(proxy_socks, conf, self.access_log if path else None,
+                                 tls_socks)
         self.build_lock = gevent.lock.Semaphore()
         DNS.configure(conf["apisix"].get("dns_resolver_valid"),
                       conf["apisix"].get("resolver_timeout"))
@@ -112,6 +117,12 @@ class GatewayWorker(Worker):
                                % BOOT_SYNC_TIMEOUT)
         self.admin = self.start_admin(admin_sock) if admin_sock is not None else None
         self.control = self.start_control(control_sock) if control_sock is not None else None
+        self.metrics = None
+        if metrics.enabled(conf):
+            metrics.METRICS.setup(conf)
+            if metrics_sock is not None:
+                self.metrics = metrics.ExportServer(metrics_sock, conf)
+                self.metrics.start()
         gc.collect()
         gc.freeze()          # the config just loaded lives long: keep it out of GC passes
         self.server.start()
@@ -126,7 +137,13 @@ class GatewayWorker(Worker):
         from gateway.admin.server import AdminServer
         from gateway.admin.store import Store
         self.admin_store = Store(self.app.prefix, self.ppid, self.subscriber)
-        server = AdminServer(sock, AdminContext(self.conf, self.admin_store, self.plugins))
+        from gateway.worker.tls import admin_context
+        try:   # deployment.admin.https_admin (+ admin_api_mtls)
+            ssl_context = admin_context(self.conf["deployment"]["admin"], self.app.prefix)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+        server = AdminServer(sock, AdminContext(self.conf, self.admin_store, self.plugins),
+                             ssl_context)
         server.start()
         return server
 
@@ -198,7 +215,7 @@ class GatewayWorker(Worker):
                             "worker_shutdown_timeout, closing them", os.getpid(),
                             server.connections)
         server.close_all()
-        for extra in (self.admin, self.control):
+        for extra in (self.admin, self.control, self.metrics):
             if extra is not None:
                 extra.stop()
         self.timer.stop()
@@ -211,6 +228,7 @@ class GatewayWorker(Worker):
         self.notify()
         healthcheck.SHARING.tick()
         self.server.sweep()
+        metrics.METRICS.tick(self.server)
         self.access_log.flush()
         if os.getppid() != self.ppid and not self.stopping.is_set():
             log.error("worker %d: the master is gone, stopping", os.getpid())

@@ -17,6 +17,7 @@ cat > $PREFIX/conf/second.yaml <<YAML
 apisix:
   node_listen: 1985
   enable_control: false
+  ssl: {enable: false}   # the harness's gateway has 9443
 deployment:
   admin:
     admin_key: null
@@ -98,6 +99,7 @@ apisix:
   node_listen: 1986
   enable_admin: false
   enable_control: false
+  ssl: {enable: false}   # the harness's gateway has 9443
 deployment:
   etcd:
     host: ["https://127.0.0.1:$cport"]

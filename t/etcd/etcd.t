@@ -131,6 +131,7 @@ apisix:
   node_listen: 1985
   enable_admin: false
   enable_control: false
+  ssl: {enable: false}   # the harness's gateway has 9443
 deployment:
   role: traditional
   role_traditional:

@@ -6,7 +6,9 @@
                             apply (e.g. `X-API-KEY: ...`). Each call is one exchange, so
                             `error_code` etc. take an array for several calls. In a body,
                             `${{file t/certs/test.crt}}` becomes that file's text as a JSON
-                            string (path relative to the repository).
+                            string (path relative to the repository), `${{env NAME}}` the
+                            value of that environment variable, as is (e.g.
+                            GATEWAY_TEST_REDIS_PORT; an unset one fails the block).
   response_body_json        the body parses as JSON equal to this JSON (formatting ignored)
   response_body_json_subset the body parses as JSON that contains this JSON: objects may
                             have more keys, arrays must have the same length, element by
@@ -19,6 +21,7 @@ file sees only its own objects, as in APISIX's suite.
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.request
 import base64
@@ -26,6 +29,7 @@ from typing import Any
 
 from t.lib.gateway_proc import REPO
 from t.lib.http_client import build_request, exchange
+from t.lib.redis_server import LAZY_ENV
 from t.lib.registry import BlockFailure, Exchange, Phase, indexed, register
 
 ADMIN_PORT = 9180
@@ -42,13 +46,26 @@ def split_calls(text: str) -> list[str]:
 
 
 _FILE = re.compile(r"\$\{\{file ([^}]+)\}\}")
+_ENV = re.compile(r"\$\{\{env ([A-Za-z_][A-Za-z0-9_]*)\}\}")
+
+
+def _env(m: re.Match) -> str:
+    value = os.environ.get(m.group(1))
+    starter = LAZY_ENV.get(m.group(1)) if value is None else None
+    if starter is not None:
+        starter()   # e.g. the Redis cluster, started on first use
+        value = os.environ.get(m.group(1))
+    if value is None:
+        raise BlockFailure(f"${{{{env {m.group(1)}}}}}: the variable is not set "
+                           "(for GATEWAY_TEST_REDIS_*: is redis-server installed?)")
+    return value
 
 
 def expand_files(text: str) -> str:
     def repl(m: re.Match) -> str:
         with open(REPO / m.group(1).strip(), encoding="utf-8") as f:
             return json.dumps(f.read())
-    return _FILE.sub(repl, text)
+    return _ENV.sub(_env, _FILE.sub(repl, text))
 
 
 def _headers_for(run: Any, i: int) -> str:

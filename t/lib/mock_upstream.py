@@ -1,4 +1,4 @@
-"""The mock upstream on 127.0.0.1:1980, 1981, 1982, following APISIX's test-server conventions.
+"""The mock upstream on 127.0.0.1:1980, 1981, 1982 (and TLS on 1983), following APISIX's test-server conventions.
 
 APISIX's tests proxy to a fake backend whose behaviour is keyed by path: `/a/b.c` runs the
 handler `a_b_c` (so `/hello` answers `hello world\\n`, `/server_port` the port...), an unknown
@@ -29,6 +29,7 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -39,6 +40,11 @@ from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 PORTS = (1980, 1981, 1982)
+#: the TLS listener (t/certs/test.crt: test.com, *.test.com): `/sni` answers the server name
+#: the client sent, `/client_cert` the CN of its certificate (verified against
+#: t/certs/mtls_ca.crt) or "none"; other paths as on the plain ports
+TLS_PORT = 1983
+CERTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "certs")
 #: headers the mock never copies from request to response in /echo (framing is its own)
 _HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "te",
                   "upgrade", "proxy-connection", "trailer"})
@@ -75,6 +81,7 @@ class Req:
                  port: int, log: Callable[[str, str], None] = lambda level, msg: None):
         self.method, self.target, self.body, self.port = method, target, body, port
         self.log = log  #: writes `[level] message` to the gateway's error log, if set
+        self.conn: object = None  #: the client connection (an SSLSocket on the TLS port)
         parts = urlsplit(target)
         self.path, self.query = parts.path, parts.query
         self.args = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -363,6 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         port = self.server.server_address[1]
         req = Req(self.command, self.path, list(self.headers.items()), body, port, mock.log)
+        req.conn = self.connection
         mock.record(req)
         out = Reply()
         for k, v in req.header_list:
@@ -471,11 +479,54 @@ class _Server(ThreadingHTTPServer):
             self.mock.log("error", f"mock upstream error from {client_address}: {exc!r}")
 
 
+class _TLSServer(_Server):
+    """The TLS listener: the handshake runs in the request's thread."""
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(CERTS, "test.crt"), os.path.join(CERTS, "test.key"))
+        ctx.load_verify_locations(os.path.join(CERTS, "mtls_ca.crt"))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+
+        def remember(sslobj: object, name: str | None, _ctx: object) -> None:
+            sslobj.mock_sni = name  # type: ignore[attr-defined]
+        ctx.sni_callback = remember
+        self.context = ctx
+
+    def finish_request(self, request: socket.socket, client_address: object) -> None:
+        request.settimeout(10)
+        try:
+            conn = self.context.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError):
+            return
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
+
+
+def _sni(r: Req, o: Reply) -> None:
+    o.say(getattr(r.conn, "mock_sni", None) or "none")
+
+
+def _client_cert(r: Req, o: Reply) -> None:
+    peer = r.conn.getpeercert() if hasattr(r.conn, "getpeercert") else None
+    cn = [v for rdn in (peer or {}).get("subject", ()) for k, v in rdn if k == "commonName"]
+    o.say(cn[0] if cn else "none")
+
+
+HANDLERS.update({"sni": _sni, "client_cert": _client_cert})
+
+
 class MockUpstream:
     """The three listeners plus the arrival counters the runner awaits."""
 
-    def __init__(self, ports: tuple[int, ...] = PORTS, host: str = "127.0.0.1"):
+    def __init__(self, ports: tuple[int, ...] = PORTS, host: str = "127.0.0.1",
+                 tls_port: int | None = -1):
         self.ports, self.host = ports, host
+        #: the TLS listener's port (default: TLS_PORT with the default ports, else none)
+        self.tls_port = (TLS_PORT if ports == PORTS else None) if tls_port == -1 else tls_port
         self.bound_ports: list[int] = []      #: the real ports (differs when 0 was asked)
         self.log_path: str | None = None
         self._servers: list[_Server] = []
@@ -484,9 +535,12 @@ class MockUpstream:
         self._log_lock = threading.Lock()
 
     def start(self) -> None:
-        for port in self.ports:
+        ports = [(p, _Server) for p in self.ports]
+        if self.tls_port is not None:
+            ports.append((self.tls_port, _TLSServer))
+        for port, kind in ports:
             try:
-                srv = _Server((self.host, port), _Handler)
+                srv = kind((self.host, port), _Handler)
             except OSError as e:
                 self.stop()
                 raise RuntimeError(f"mock upstream cannot listen on {self.host}:{port}: {e} "

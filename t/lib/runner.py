@@ -135,6 +135,9 @@ def default_config(etcd_url: str, workers: int | None, log_level: str | None,
         },
         "nginx_config": {"error_log_level": log_level or "info",
                          "worker_processes": workers or 1},
+        # 9091 stays free for a second node an `exec` block starts (t/plugin/prometheus.t
+        # turns the export server on)
+        "plugin_attr": {"prometheus": {"enable_export_server": False}},
     }
     if standalone:
         conf["apisix"]["enable_admin"] = False

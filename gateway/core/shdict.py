@@ -1,0 +1,314 @@
+"""Node-wide shared dictionaries: nginx's ``lua_shared_dict`` for our forked workers.
+
+A limit of 10 requests a minute is 10 per node, not 10 per worker, so the counters of
+limit-count, limit-req and limit-conn live in memory every worker of the node sees. The
+master creates each dictionary (``nginx_config.http.lua_shared_dict``: name -> size) before
+it forks any worker: an anonymous ``MAP_SHARED`` mapping plus a process-shared lock, both
+inherited by every worker, so they outlive a worker's respawn and a HUP, like nginx's shm
+zones.
+
+The table is a fixed array of slots with open addressing (linear probing from the key's
+CRC-32). A slot holds a state byte, the key length, the key hash, a float value, an expiry
+(``time.monotonic()``, which is system-wide on Linux) and the key bytes (keys longer than
+:data:`KEY_MAX` are replaced by their SHA-1, so any key fits). Deleted slots become
+tombstones; expired ones are reused in place. When a key's probe window has no free slot,
+the entry expiring first in it is evicted (``forcible`` in nginx's words) and logged.
+
+Every operation takes the lock for a few microseconds of pure Python (no greenlet switch can
+happen inside), so the event loop is never held up. The lock is a POSIX semaphore
+(``multiprocessing.Lock``); if a worker dies holding it (killed mid-operation), the next
+waiter notices after :data:`STALE_AFTER` that the recorded holder pid is gone and takes the
+lock over, where nginx would force-unlock the dead worker's mutex.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import multiprocessing
+import os
+import struct
+import time
+import zlib
+from typing import Any
+
+from gateway.core.log import every, log
+
+__all__ = ["KEY_MAX", "SLOT_SIZE", "SharedDict", "create_all", "get"]
+
+#: bytes per slot; the key bytes take what the fixed fields leave
+SLOT_SIZE = 256
+#: state u8, key length u16, hash u32, value f64, expiry f64 (0 = never)
+_SLOT = struct.Struct("<BHIdd")
+KEY_MAX = SLOT_SIZE - _SLOT.size
+#: the header: magic, slot count, holder pid of the lock
+_HEAD = struct.Struct("<III")
+_HEAD_SIZE = 64
+_MAGIC = 0x53484431
+#: slots probed before the table counts as full for a key
+MAX_PROBE = 32
+#: how long a waiter blocks on the lock before it checks whether the holder still lives
+STALE_AFTER = 0.2
+
+EMPTY, USED, DELETED = 0, 1, 2
+ABSENT, FOUND, STALE = 0, 1, 2
+_now = time.monotonic
+_unpack = _SLOT.unpack_from
+_pack = _SLOT.pack_into
+_pack_pid = struct.Struct("<I").pack_into
+_pack_value = struct.Struct("<d").pack_into
+_KEY_AT = _SLOT.size
+_getpid = os.getpid
+_crc32 = zlib.crc32
+
+
+class SharedDict:
+    """One dictionary. Create it before forking; use it from any process afterwards."""
+
+    __slots__ = ("_acquire", "_release", "lock", "mm", "name", "nslots", "size")
+
+    def __init__(self, name: str, size: int):
+        self.name = name
+        self.nslots = max(8, (size - _HEAD_SIZE) // SLOT_SIZE)
+        self.size = _HEAD_SIZE + self.nslots * SLOT_SIZE
+        self.mm = mmap.mmap(-1, self.size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        _HEAD.pack_into(self.mm, 0, _MAGIC, self.nslots, 0)
+        self.lock = multiprocessing.Lock()
+        self._acquire = self.lock.acquire
+        self._release = self.lock.release
+
+    # ---- the lock
+    def _lock(self) -> None:
+        if not self._acquire(False):
+            self._wait()
+        _pack_pid(self.mm, 8, _getpid())
+
+    def _wait(self) -> None:
+        while not self._acquire(True, STALE_AFTER):
+            holder = struct.unpack_from("<I", self.mm, 8)[0]
+            if holder and not _alive(holder):
+                log.error("shared dict %s: worker %d died holding the lock; taking it over",
+                          self.name, holder)
+                return
+        return
+
+    def _unlock(self) -> None:
+        _pack_pid(self.mm, 8, 0)
+        self._release()
+
+    # ---- the table (callers hold the lock)
+    def _find(self, kb: bytes, h: int, now: float, insert: bool) -> tuple[int, int]:
+        """(slot offset, FOUND / STALE (there, expired) / ABSENT) for ``kb``; when absent,
+        the offset where it may be written (-1 without ``insert`` when there is none; with
+        ``insert`` a live entry is evicted to make room)."""
+        mm = self.mm
+        n = self.nslots
+        idx = h % n
+        reuse = -1
+        klen = len(kb)
+        for _ in range(min(n, MAX_PROBE)):
+            off = _HEAD_SIZE + idx * SLOT_SIZE
+            state, slen, shash, _value, expiry = _unpack(mm, off)
+            if state == EMPTY:
+                return (reuse if reuse >= 0 else off), ABSENT
+            if state == USED:
+                live = expiry == 0.0 or expiry > now
+                if shash == h and slen == klen and mm[off + _SLOT.size:off + _SLOT.size + klen] == kb:
+                    return off, (FOUND if live else STALE)
+                if not live and reuse < 0:
+                    reuse = off
+            elif reuse < 0:         # a tombstone
+                reuse = off
+            idx += 1
+            if idx == n:
+                idx = 0
+        if reuse >= 0 or not insert:
+            return reuse, ABSENT
+        return self._evict(h, now), ABSENT
+
+    def _evict(self, h: int, now: float) -> int:
+        """The slot of the probe window expiring first (no expiry counts as last)."""
+        mm = self.mm
+        n = self.nslots
+        idx = h % n
+        best, best_exp = -1, float("inf")
+        for _ in range(min(n, MAX_PROBE)):
+            off = _HEAD_SIZE + idx * SLOT_SIZE
+            expiry = _unpack(mm, off)[4]
+            exp = expiry if expiry else float("inf")
+            if best < 0 or exp < best_exp:
+                best, best_exp = off, exp
+            idx = idx + 1 if idx + 1 < n else 0
+        if every("shdict full " + self.name, 10.0):
+            log.warning("shared dict %s is full, removed a valid key to store a new one",
+                        self.name)
+        return best
+
+    def _write(self, off: int, kb: bytes, h: int, value: float, expiry: float) -> None:
+        _pack(self.mm, off, USED, len(kb), h, value, expiry)
+        self.mm[off + _SLOT.size:off + _SLOT.size + len(kb)] = kb
+
+    # ---- the API
+    def incr(self, key: str, delta: float, init: float = 0, ttl: float = 0) -> tuple[float, float]:
+        """Add ``delta`` to ``key``'s value; an absent or expired key starts at ``init``
+        with ``ttl`` seconds to live (0: forever; an existing key keeps its expiry).
+        Returns (new value, seconds left to live, 0 when it never expires)."""
+        kb = _key(key)
+        h = _crc32(kb)
+        mm = self.mm
+        self._lock()
+        try:
+            now = _now()
+            # the common case first: the key sits in its home slot
+            off = _HEAD_SIZE + (h % self.nslots) * SLOT_SIZE
+            state, klen, shash, value, expiry = _unpack(mm, off)
+            if state == USED and shash == h and (expiry == 0.0 or expiry > now) \
+                    and klen == len(kb) and mm[off + _KEY_AT:off + _KEY_AT + klen] == kb:
+                found = FOUND
+            else:
+                off, found = self._find(kb, h, now, True)
+                if found == FOUND:
+                    value, expiry = struct.unpack_from("<dd", mm, off + 7)
+            if found == FOUND:
+                value += delta
+                _pack_value(mm, off + 7, value)
+                left = expiry - now if expiry else 0.0
+            else:
+                value = init + delta
+                left = ttl if ttl > 0 else 0.0
+                self._write(off, kb, h, value, now + ttl if ttl > 0 else 0.0)
+        finally:
+            self._unlock()
+        return value, left
+
+    def update(self, key: str, fn: Any, ttl: float = 0) -> Any:
+        """Read-modify-write under the lock: ``fn(value or None, now)`` returns
+        ``(new value or None to leave the entry as it is, result)``; the new value gets
+        ``ttl`` seconds to live. Returns ``result``. ``fn`` must be quick, pure code (it
+        runs with the node-wide lock held; it must not block or switch greenlets)."""
+        kb = _key(key)
+        h = _crc32(kb)
+        self._lock()
+        try:
+            now = _now()
+            off, found = self._find(kb, h, now, True)
+            old = struct.unpack_from("<d", self.mm, off + 7)[0] if found == FOUND else None
+            new, result = fn(old, now)
+            if new is not None:
+                self._write(off, kb, h, float(new), now + ttl if ttl > 0 else 0.0)
+        finally:
+            self._unlock()
+        return result
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, ``default`` when absent or expired."""
+        kb = _key(key)
+        h = _crc32(kb)
+        self._lock()
+        try:
+            off, found = self._find(kb, h, _now(), False)
+            value = struct.unpack_from("<d", self.mm, off + 7)[0] \
+                if found == FOUND else default
+        finally:
+            self._unlock()
+        return value
+
+    def ttl(self, key: str) -> float | None:
+        """Seconds ``key`` has left (0: never expires), None when absent."""
+        kb = _key(key)
+        h = _crc32(kb)
+        self._lock()
+        try:
+            now = _now()
+            off, found = self._find(kb, h, now, False)
+            expiry = struct.unpack_from("<d", self.mm, off + 15)[0] \
+                if found == FOUND else None
+        finally:
+            self._unlock()
+        if expiry is None:
+            return None
+        return expiry - now if expiry else 0.0
+
+    def set(self, key: str, value: float, ttl: float = 0) -> None:
+        kb = _key(key)
+        h = _crc32(kb)
+        self._lock()
+        try:
+            now = _now()
+            off, _found = self._find(kb, h, now, True)
+            self._write(off, kb, h, float(value), now + ttl if ttl > 0 else 0.0)
+        finally:
+            self._unlock()
+
+    def delete(self, key: str) -> None:
+        kb = _key(key)
+        h = _crc32(kb)
+        self._lock()
+        try:
+            off, found = self._find(kb, h, _now(), False)
+            if found != ABSENT:
+                self.mm[off] = DELETED
+        finally:
+            self._unlock()
+
+    def flush_all(self) -> None:
+        self._lock()
+        try:
+            self.mm[_HEAD_SIZE:] = bytes(self.size - _HEAD_SIZE)
+        finally:
+            self._unlock()
+
+    def __len__(self) -> int:
+        """Live entries (a full scan: for tests and diagnostics)."""
+        now = _now()
+        count = 0
+        self._lock()
+        try:
+            for i in range(self.nslots):
+                state, _l, _h, _v, expiry = _unpack(self.mm, _HEAD_SIZE + i * SLOT_SIZE)
+                if state == USED and (expiry == 0.0 or expiry > now):
+                    count += 1
+        finally:
+            self._unlock()
+        return count
+
+
+def _key(key: str | bytes) -> bytes:
+    kb = key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
+    if len(kb) > KEY_MAX:
+        kb = b"\x00sha1:" + hashlib.sha1(kb).digest()
+    return kb
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_dicts: dict[str, SharedDict] = {}
+
+
+def create_all(conf: dict[str, Any]) -> None:
+    """The master, before forking: one dictionary per entry of
+    ``nginx_config.http.lua_shared_dict``. Existing ones are kept (a HUP keeps the
+    counters, as nginx keeps its zones); new names are added."""
+    from gateway.config import parse_size
+    wanted = ((conf.get("nginx_config") or {}).get("http") or {}).get("lua_shared_dict") or {}
+    for name, size in wanted.items():
+        if name not in _dicts:
+            _dicts[name] = SharedDict(name, parse_size(size))
+
+
+def get(name: str) -> SharedDict:
+    """The dictionary ``name``. One missing from the config (a worker started without a
+    master, e.g. in a unit test) is created on first use: then shared by this process's
+    children only."""
+    d = _dicts.get(name)
+    if d is None:
+        d = _dicts[name] = SharedDict(name, 10 * 1024 * 1024)
+    return d
