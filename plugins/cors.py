@@ -11,8 +11,9 @@ Origins as APISIX decides them: ``*`` (any), ``**`` (echo the request's Origin),
 (sent as configured, whatever the request's), a comma list (the request's Origin when it is
 in the list, else no CORS headers), ``allow_origins_by_regex`` (replaces ``allow_origins``;
 the request's Origin when one regex matches), ``allow_origins_by_metadata`` (names of
-origin lists in the plugin metadata ``allow_origins`` map — metadata is not yet delivered
-to workers, so this refuses nothing and allows nothing). With ``allow_credential``, ``*``
+origin lists in the plugin metadata ``allow_origins`` map: the request's Origin when one of
+the named lists allows it; tried first, then ``allow_origins`` when that is not ``*``, or
+the regexes; a metadata change applies at the next table build, routes untouched). With ``allow_credential``, ``*``
 is refused at config time for every option. ``allow_methods: "**"`` = every method,
 ``allow_headers: "**"`` = echo ``Access-Control-Request-Headers``.
 """
@@ -104,10 +105,19 @@ class _Origins:
 
 class _Cors:
     __slots__ = ("origins", "timing", "methods", "headers", "echo_headers", "expose",
-                 "max_age", "credential", "vary", "by_metadata")
+                 "max_age", "credential", "vary", "by_metadata", "local_too")
 
-    def __init__(self, conf: dict[str, Any]):
-        self.by_metadata = bool(conf.get("allow_origins_by_metadata"))
+    def __init__(self, conf: dict[str, Any], metadata: dict[str, Any]):
+        #: the metadata origin lists the conf names (None: the option is not set)
+        self.by_metadata: tuple[_Origins, ...] | None = None
+        names = conf.get("allow_origins_by_metadata")
+        if names:
+            lists = metadata.get("allow_origins") or {}
+            self.by_metadata = tuple(_Origins(lists[n], None) for n in names
+                                     if isinstance(lists.get(n), str))
+        #: with by_metadata: allow_origins (or the regexes) still apply when the metadata
+        #: refuses, if allow_origins is not "*" (APISIX)
+        self.local_too = conf.get("allow_origins", "*") != "*"
         self.origins = _Origins(conf.get("allow_origins", "*"),
                                 conf.get("allow_origins_by_regex"))
         timing = conf.get("timing_allow_origins")
@@ -125,8 +135,8 @@ class _Cors:
         self.vary = conf.get("allow_origins", "*") != "*"
 
 
-def prepare(conf: dict[str, Any]) -> _Cors:
-    return _Cors(conf)
+def prepare(conf: dict[str, Any], metadata: dict[str, Any]) -> _Cors:
+    return _Cors(conf, metadata)
 
 
 def rewrite(conf: _Cors, ctx: Any) -> Any:
@@ -139,12 +149,24 @@ def _match(origin: str | None, allowed: str | None) -> bool:
     return allowed == "*" or origin == allowed
 
 
+def _by_metadata(conf: _Cors, origin: str | None) -> str | None:
+    for origins in conf.by_metadata or ():
+        if _match(origin, origins.allowed(origin)):
+            return origin
+    return None
+
+
 def header_filter(conf: _Cors, ctx: Any) -> None:
     origin = ctx.get_header("origin")
     headers = ctx.response_headers
-    allow = conf.origins.allowed(origin)
-    if conf.by_metadata and not _match(origin, allow):
-        allow = None
+    if conf.by_metadata is None:
+        allow = conf.origins.allowed(origin)
+    else:
+        allow = _by_metadata(conf, origin)
+        if not _match(origin, allow) and conf.local_too:
+            allow = conf.origins.allowed(origin)
+            if not _match(origin, allow):
+                allow = None
     if conf.vary:
         headers.add("Vary", "Origin")
     if allow is not None:

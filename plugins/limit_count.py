@@ -18,7 +18,8 @@ answers 500 ``{"error_msg":"failed to limit count"}`` unless ``allow_degradation
 
 Responses carry ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``
 (``show_limit_quota_header``; with rules, ``X-<prefix>-RateLimit-*`` where the prefix is
-the rule's ``header_prefix`` or its 1-based index). Over the limit: ``rejected_code`` (503)
+the rule's ``header_prefix`` or its 1-based index; the three names come from the plugin
+metadata's ``limit_header``, ``remaining_header``, ``reset_header`` when set). Over the limit: ``rejected_code`` (503)
 with ``{"error_msg": rejected_msg}`` when a message is set.
 """
 
@@ -298,6 +299,7 @@ class _Rule:
 class _Limit:
     __slots__ = (
         "degrade",
+        "fixed",
         "group_prefix",
         "incoming",
         "multi",
@@ -309,8 +311,12 @@ class _Limit:
         "version",
     )
 
-    def __init__(self, conf: dict[str, Any]):
-        names = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+    def __init__(self, conf: dict[str, Any], metadata: dict[str, Any] | None = None):
+        meta = metadata or {}
+        # header names: the plugin metadata's (limit_header, remaining_header, reset_header)
+        names = (meta.get("limit_header") or "X-RateLimit-Limit",
+                 meta.get("remaining_header") or "X-RateLimit-Remaining",
+                 meta.get("reset_header") or "X-RateLimit-Reset")
         if conf.get("rules") is not None:
             self.multi = True
             self.rules = tuple(
@@ -330,10 +336,17 @@ class _Limit:
         self.version = ":%08x:" % zlib.crc32(digest.encode())
         self.policy = conf.get("policy", "local")
         sliding = conf.get("window_type") == "sliding"
+        #: the shared dict of a single fixed-window local limit with a constant count and
+        #: window (the common conf): access() then counts in it directly
+        self.fixed = None
         if self.policy == "local":
             dict_ = shdict.get("plugin-limit-count")
             fn = _sliding_local if sliding else _fixed_local
             self.incoming = lambda key, limit, window: fn(dict_, key, limit, window)
+            rule = self.rules[0]
+            if not sliding and not self.multi and isinstance(rule.count, int) \
+                    and isinstance(rule.window, int):
+                self.fixed = dict_
         else:
             backend = _Redis(conf)
             self.incoming = backend.sliding if sliding else backend.fixed
@@ -344,8 +357,8 @@ class _Limit:
         self.show_headers = conf.get("show_limit_quota_header", True)
 
 
-def prepare(conf: dict[str, Any]) -> _Limit:
-    return _Limit(conf)
+def prepare(conf: dict[str, Any], metadata: dict[str, Any]) -> _Limit:
+    return _Limit(conf, metadata)
 
 
 def _resolve_number(value: Any, ctx: Any) -> int:
@@ -373,6 +386,27 @@ def access(lim: _Limit, ctx: Any) -> Any:
     prefix = lim.group_prefix
     if prefix is None:
         prefix = scope(ctx, lim) + lim.version
+    dict_ = lim.fixed
+    if dict_ is not None:
+        # _fixed_local for the one rule, without the general loop's calls
+        rule = lim.rules[0]
+        count = rule.count
+        key = rule.key(ctx)
+        try:
+            value, reset = dict_.incr(prefix + key, 1, 0, rule.window)
+        except Exception as e:  # noqa: BLE001 - as the loop below
+            return _fail(lim, e)
+        if value > count:
+            if lim.show_headers:
+                h = rule.headers
+                ctx.set_response_headers(((h[0], count), (h[1], 0), (
+                    h[2], number(math.floor(reset * 100) / 100))))
+            return lim.rejected_code, lim.rejected_body
+        if lim.show_headers:
+            h = rule.headers
+            ctx.set_response_headers(((h[0], count), (h[1], count - int(value)), (
+                h[2], number(math.floor(reset * 100) / 100))))
+        return None
     applied = 0
     for rule in lim.rules:
         if lim.multi:

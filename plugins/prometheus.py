@@ -60,12 +60,17 @@ METADATA_SCHEMA = {
 }
 
 
-def prepare(conf: dict[str, Any]) -> bool:
-    """What the log phase needs of the conf: prefer_name. (The metrics are set up here too
-    when the plugin was enabled by a plugins/reload after the worker booted.)"""
+def prepare(conf: dict[str, Any], metadata: dict[str, Any]) -> Any:
+    """What the log phase needs: prefer_name (a bool), or ``(prefer_name, disabled)``
+    when the plugin metadata's ``disabled_labels`` blanks labels (APISIX keeps such a
+    label, with the value ""). (The metrics are set up here too when the plugin was
+    enabled by a plugins/reload after the worker booted.)"""
     if not METRICS.ready and os.environ.get(ENV):
         METRICS.setup(node_conf())
-    return bool(conf.get("prefer_name"))
+    prefer_name = bool(conf.get("prefer_name"))
+    disabled = tuple(sorted((metric, frozenset(labels)) for metric, labels
+                            in (metadata.get("disabled_labels") or {}).items() if labels))
+    return (prefer_name, disabled) if disabled else prefer_name
 
 
 def _consumer_name(consumer: Any) -> str:
@@ -103,6 +108,10 @@ def log(prefer_name: bool, ctx: Any) -> None:
            req.path if multi else None)
     children = metrics.cache.get(key)
     if children is None:
+        disabled = None
+        if prefer_name.__class__ is not bool:   # metadata disabled_labels (cold path)
+            prefer_name, disabled = prefer_name
+            disabled = dict(disabled)
         route_label = service = muri = mhost = ""
         if route is not None:
             route_label = ctx.route_id or ""
@@ -121,7 +130,7 @@ def log(prefer_name: bool, ctx: Any) -> None:
             node = up.decode("latin-1").rsplit(":", 1)[0].strip("[]")
         source = "upstream" if up_status else ("nginx" if up is not None else "apisix")
         children = metrics.children(key, (str(status), route_label, muri, mhost, service,
-                                          cname, node, source))
+                                          cname, node, source), disabled)
     children.record((ctx.client.server.now() - req.t_start) * 1000.0,
                     req.up_time * 1000.0 if up is not None else None,
                     len(req.method) + len(req.url or b"") + 12 + sum(map(len, req.hdrs))

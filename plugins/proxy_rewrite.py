@@ -115,6 +115,8 @@ def _raw(text: str) -> bytes:
 
 _NEEDS_ESCAPE = re.compile("[\x00-\x20#%?\x7f-\U0010ffff]")
 _NEEDS_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_NEEDS_ESCAPE_B = re.compile(b"[\x00-\x20#%?\x7f-\xff]")
+_ESCAPE_BYTES = [t.encode("latin-1") for t in _ESCAPE_TABLE]
 
 
 def _escape(text: str, table: list[str], conf_text: bool = False) -> str:
@@ -128,7 +130,8 @@ def _escape(text: str, table: list[str], conf_text: bool = False) -> str:
 
 
 class _Rewrite:
-    __slots__ = ("uri", "fixed", "regex", "real", "host", "method", "add", "set", "remove")
+    __slots__ = ("uri", "fixed", "regex", "real", "plain", "host", "method", "add", "set",
+                 "remove")
 
     def __init__(self, conf: dict[str, Any]):
         self.real = bool(conf.get("use_real_request_uri_unsafe"))
@@ -146,6 +149,8 @@ class _Rewrite:
         self.regex = [(re.compile(pairs[i]), compile_template(
             _DOLLAR_GROUP.sub(r"${\1}", pairs[i + 1])))
             for i in range(0, len(pairs) - 1, 2)] if uri is None else []
+        #: no ``uri``/``regex_uri``: the upstream gets the request's own (escaped) path
+        self.plain = uri is None and not self.regex and not self.real
         self.host = conf.get("host")
         self.method = conf.get("method")
         self.add: list[tuple[str, list[Any]]] = []
@@ -165,8 +170,13 @@ class _Rewrite:
         out = []
         for name, value in (headers or {}).items():
             values = value if isinstance(value, list) else [value]
-            out.append((name, [compile_template(v) if isinstance(v, str) else v
-                               for v in values]))
+            # a value without variables stays a constant: resolving it must not build
+            # the request variables (RequestVars) on every request
+            compiled = [compile_template(v) if isinstance(v, str) and "$" in v else v
+                        for v in values]
+            # constant values (no variable): a tuple, used as it is on every request
+            out.append((name, compiled if any(callable(v) for v in compiled)
+                        else tuple(compiled)))
         return out
 
 
@@ -183,13 +193,26 @@ def rewrite(conf: _Rewrite, ctx: Any) -> Any:
         if args is not None:  # the request had a query string: it goes along
             upstream_uri += ("&" if has_query else "?") + args
         groups = None
+    elif conf.plain:
+        # what _target gives without uri/regex_uri, in bytes: the path as nginx's
+        # ngx_escape_uri leaves it, then the request's query string
+        req = ctx.req
+        path = req.path
+        upstream_uri = path if _NEEDS_ESCAPE_B.search(path) is None else \
+            b"".join(_ESCAPE_BYTES[b] for b in path)
+        url = req.url
+        q = url.find(b"?") if url else -1
+        if q >= 0:
+            upstream_uri += url[q:]
+        groups = None
     else:
         upstream_uri, groups = _target(conf, ctx)
     ctx.set_uri(upstream_uri)
     for name, values in conf.add:
         ctx.add_header(name, [_value(v, ctx, groups) for v in values])
     for name, values in conf.set:
-        ctx.set_header(name, [_value(v, ctx, groups) for v in values])
+        ctx.set_header(name, values if type(values) is tuple else
+                       [_value(v, ctx, groups) for v in values])
     for name in conf.remove:
         ctx.remove_header(name)
     if conf.method is not None:

@@ -22,9 +22,11 @@ optional           ``CONSUMER_SCHEMA``, ``METADATA_SCHEMA``, ``TYPE`` (``"auth"`
                    wait on I/O; ``blocking(conf)`` may decide per conf),
                    ``check_schema(conf, schema_type) -> str | None`` (rules
                    the schema cannot express, called once the JSON Schema of that type -
-                   "schema", "consumer" or "metadata" - passed), ``prepare(conf)`` (called
-                   once per plugin instance when the worker's table is built; what it
-                   returns is what the phase functions get as ``conf``), and the phase
+                   "schema", "consumer" or "metadata" - passed), ``prepare(conf)`` or
+                   ``prepare(conf, metadata)`` (called once per plugin instance when the
+                   worker's table is built; ``metadata`` is the plugin's metadata object
+                   with its METADATA_SCHEMA defaults, ``{}``-based when none is set; what
+                   it returns is what the phase functions get as ``conf``), and the phase
                    functions ``rewrite``, ``access``, ``before_proxy``, ``header_filter``,
                    ``log`` (``(conf, ctx)``) and ``body_filter`` (``(conf, ctx, chunk, eof)``)
 auth plugins       ``CONSUMER_KEY`` (the consumer conf field credentials are indexed by)
@@ -42,6 +44,7 @@ import ast
 import copy
 import importlib
 import importlib.util
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -55,7 +58,7 @@ from gateway.core.schemas.messages import translate
 from gateway.core.vars import validate_vars
 
 __all__ = ["PluginError", "Plugin", "PluginSet", "load", "reload", "current",
-           "module_file", "fill_defaults", "compile_pre_function", "PHASES",
+           "module_file", "fill_defaults", "compile_pre_function", "PHASES", "enabled_by",
            "META_SCHEMA", "INJECTED_COMMENT", "node_conf", "plugin_attr"]
 
 #: request-side and response-side phase functions a module may define, in run order
@@ -160,7 +163,8 @@ class Plugin:
 
     __slots__ = ("name", "module", "priority", "version", "type", "scope", "blocking",
                  "schema", "consumer_schema", "metadata_schema", "encrypt_fields",
-                 "phases", "check_hook", "prepare", "path", "_validators", "blocking_hook")
+                 "phases", "check_hook", "prepare", "path", "_validators", "blocking_hook",
+                 "wants_metadata")
 
     def __init__(self, name: str, module: ModuleType, path: str):
         self.name = name
@@ -207,6 +211,8 @@ class Plugin:
                 self.phases[phase] = fn
         self.check_hook = getattr(module, "check_schema", None)
         self.prepare = getattr(module, "prepare", None)
+        #: ``prepare(conf, metadata)``: the plugin reads its plugin metadata (table build)
+        self.wants_metadata = self.prepare is not None and _positional(self.prepare) >= 2
 
     def _inject_meta(self, schema: dict[str, Any]) -> dict[str, Any]:
         """The served schema: the module's, plus ``_meta`` and APISIX's ``$comment`` mark
@@ -265,6 +271,17 @@ class Plugin:
 
     def __repr__(self) -> str:
         return "Plugin(%s, priority=%d)" % (self.name, self.priority)
+
+
+def _positional(fn: Any) -> int:
+    """How many positional parameters ``fn`` takes (0 when it cannot be inspected)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def _json(value: Any) -> str:
@@ -511,3 +528,40 @@ def reload(conf: dict[str, Any], prefix: str | None = None) -> PluginSet:
 def current() -> PluginSet | None:
     """The set of the last :func:`load`/:func:`reload` in this process."""
     return _current
+
+
+#: the sets of :func:`enabled_by`, by (base set, names): their compiled-instance caches
+#: live on them, so an unchanged list keeps its instances from one build to the next
+_override_sets: dict[tuple[int, tuple[str, ...]], PluginSet] = {}
+
+
+def enabled_by(names: list[str], base: PluginSet | None = None) -> PluginSet:
+    """Standalone ``apisix.yaml``'s top-level ``plugins:`` list (spec §5.4): a set with
+    exactly these plugins enabled, in place of config.yaml's. The base set's modules are
+    reused; other names are looked up in the same directories (a name without a module,
+    or a broken one, is skipped with an error log line)."""
+    base = base if base is not None else (_current or PluginSet({}, []))
+    key = (id(base), tuple(names))
+    found = _override_sets.get(key)
+    if found is not None:
+        return found
+    plugins: dict[str, Plugin] = {}
+    for name in names:
+        if name in plugins:
+            continue
+        plugin = base.plugin(name)
+        if plugin is None:
+            try:
+                plugin = base._module_only(name)
+            except PluginError as e:  # pragma: no cover - _module_only logs and maps to None
+                log.error("%s", e)
+                plugin = None
+        if plugin is None:
+            log.error("apisix.yaml plugins: no usable module for plugin %s, skipped", name)
+            continue
+        plugins[name] = plugin
+    found = PluginSet(plugins, base._search, base._fresh)
+    if len(_override_sets) > 8:
+        _override_sets.clear()
+    _override_sets[key] = found
+    return found

@@ -58,7 +58,10 @@ _pack = _SLOT.pack_into
 _pack_pid = struct.Struct("<I").pack_into
 _pack_value = struct.Struct("<d").pack_into
 _KEY_AT = _SLOT.size
-_getpid = os.getpid
+#: this process's pid, for the lock's holder field: os.getpid() is a system call per
+#: lock (glibc does not cache it); refreshed in a forked child
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _crc32 = zlib.crc32
 
 
@@ -81,7 +84,7 @@ class SharedDict:
     def _lock(self) -> None:
         if not self._acquire(False):
             self._wait()
-        _pack_pid(self.mm, 8, _getpid())
+        _pack_pid(self.mm, 8, _PID[0])
 
     def _wait(self) -> None:
         while not self._acquire(True, STALE_AFTER):

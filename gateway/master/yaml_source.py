@@ -1,7 +1,10 @@
 """Standalone mode's config source: `conf/apisix.yaml`, watched by the master.
 
 APISIX's file format (spec §5.4): top-level arrays `routes`, `services`, `upstreams`, ...,
-optional `<kind>_conf_version` keys, and a final line `#END` (a file without it is being
+optional `<kind>_conf_version` keys, and a final line `#END`. A consumer's credential is a
+`consumers:` item with `id: "<username>/credentials/<id>"` and `plugins` (one auth plugin);
+the top-level `plugins:` list (`- name: key-auth`) replaces config.yaml's enabled plugins
+on the workers (gateway.worker.table) (a file without it is being
 written and is ignored). `${{VAR}}` substitution applies to the text.
 
 Every second the watcher stats the file; when it changed, the file is parsed and its objects
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -80,7 +84,12 @@ def objects_of(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[
         for index, item in enumerate(items):
             key, problem = _item_key(kind, index, item)
             if problem is None:
-                problem = schema.check(kind, item)
+                if kind == "consumers" and "/credentials/" in key:
+                    # a credential (`id: "<username>/credentials/<id>"`), checked as one
+                    problem = schema.check("credentials", {k: v for k, v in item.items()
+                                                           if k != "id"})
+                else:
+                    problem = schema.check(kind, item)
             if problem is not None:
                 problems.append("%s: %s[%d] (id %s) skipped: %s"
                                 % (source, kind, index, _item_id(kind, item), problem))
@@ -89,16 +98,28 @@ def objects_of(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[
     return objects, problems
 
 
+#: a consumer's credential among `consumers:` items (spec §2.1, standalone form)
+CREDENTIAL_ID = re.compile(r"^[a-zA-Z0-9-_]+/credentials/[a-zA-Z0-9-_.]+$")
+
+
 def _item_id(kind: str, item: Any) -> Any:
     if not isinstance(item, dict):
         return None
-    return item.get("username") if kind == "consumers" else item.get("id")
+    if kind == "consumers":
+        ident = item.get("id")
+        if isinstance(ident, str) and "/credentials/" in ident:
+            return ident
+        return item.get("username")
+    return item.get("id")
 
 
 def _item_key(kind: str, index: int, item: Any) -> tuple[str, str | None]:
     if not isinstance(item, dict):
         return "", "expected an object"
     ident = _item_id(kind, item)
+    if kind == "consumers" and isinstance(ident, str) and "/credentials/" in ident \
+            and not CREDENTIAL_ID.match(ident):
+        return "", "invalid credential id %r: expected <username>/credentials/<id>" % ident
     if ident is None or ident == "":
         if kind != "routes":
             return "", "missing %s" % ("username" if kind == "consumers" else "id")

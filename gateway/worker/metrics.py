@@ -200,24 +200,32 @@ class Metrics:
         self.ready = True
 
     # ---- the log phase
-    def children(self, key: tuple, labels: tuple) -> tuple:
+    def children(self, key: tuple, labels: tuple,
+                 disabled: dict[str, frozenset] | None = None) -> tuple:
         """(status child, request/upstream/apisix latency children, ingress/egress
         bandwidth children) for ``labels`` = (code, route, matched_uri, matched_host,
-        service, consumer, node, response_source)."""
+        service, consumer, node, response_source). ``disabled``: metric name (http_status,
+        http_latency, bandwidth) -> labels sent as "" (prometheus metadata)."""
         cache = self.cache
         if len(cache) >= CACHE_LIMIT:
             cache.clear()
         code, route, muri, mhost, service, consumer, node, source = labels
         rest = (route, service, consumer, node, "traditional_http", "", "")
+        status = (code, route, muri, mhost, service, consumer, node,
+                  "traditional_http", "", "", source)
+        lat_rest = bw_rest = rest
+        if disabled:
+            status = _blank(status, STATUS_LABELS, disabled.get("http_status"))
+            lat_rest = _blank(rest, LATENCY_LABELS[1:], disabled.get("http_latency"))
+            bw_rest = _blank(rest, BANDWIDTH_LABELS[1:], disabled.get("bandwidth"))
         lat = self.latency
         bw = self.bandwidth
         found = Series(
-            Cell(self.status.labels(code, route, muri, mhost, service, consumer, node,
-                                    "traditional_http", "", "", source)._value),
-            Hist(lat.labels("request", *rest)),
-            Hist(lat.labels("upstream", *rest)) if node or source != "apisix" else None,
-            Hist(lat.labels("apisix", *rest)), Cell(bw.labels("ingress", *rest)._value),
-            Cell(bw.labels("egress", *rest)._value))
+            Cell(self.status.labels(*status)._value),
+            Hist(lat.labels("request", *lat_rest)),
+            Hist(lat.labels("upstream", *lat_rest)) if node or source != "apisix" else None,
+            Hist(lat.labels("apisix", *lat_rest)), Cell(bw.labels("ingress", *bw_rest)._value),
+            Cell(bw.labels("egress", *bw_rest)._value))
         cache[key] = found
         return found
 
@@ -280,6 +288,13 @@ class Metrics:
 
 
 #: label order as APISIX prints them (the multiprocess collector sorts them by name)
+def _blank(values: tuple, names: tuple, off: Any) -> tuple:
+    """``values`` (labelled by ``names``) with the labels in ``off`` set to ""."""
+    if not off:
+        return values
+    return tuple("" if name in off else value for name, value in zip(names, values))
+
+
 _ORDER = {"http_status": STATUS_LABELS, "http_latency": LATENCY_LABELS + ("le",),
           "bandwidth": BANDWIDTH_LABELS}
 

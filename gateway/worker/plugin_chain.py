@@ -8,11 +8,17 @@ What is decided here, once per snapshot and never per request (DESIGN.md hot pat
 the merge of service, plugin_config and route plugins (spec §3.2: route > plugin_config >
 service), each conf's validation with its defaults filled in (an invalid conf skips the
 route, as APISIX's config check does; an unknown or disabled plugin is skipped), the
-module's ``prepare(conf)``, ``_meta.priority`` ordering, the ``_meta.filter`` predicate, the
+module's ``prepare(conf)`` (or ``prepare(conf, metadata)``: the plugin's metadata object,
+``/apisix/plugin_metadata/<name>``, checked once per build with its defaults filled in),
+``_meta.priority`` ordering, the ``_meta.filter`` predicate, the
 ``_meta.pre_function`` function and the rendered ``_meta.error_response`` body.
 
-Compiled instances are cached between builds by (plugin, conf JSON): a config change
-recompiles only the confs that changed.
+Compiled instances are cached between builds by (plugin, conf JSON, and the metadata JSON
+for plugins that read it): a config change recompiles only the confs that changed, and a
+metadata change recompiles that plugin's instances, without touching routes.
+
+A plugin named in two or more global rules is dropped from all of them, with an error log
+line (APISIX's ``merge_global_rules``).
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ class Instance:
     __slots__ = ("name", "plugin", "conf", "priority", "filter", "pre", "error_response",
                  "blocking")
 
-    def __init__(self, plugin: Plugin, conf: dict[str, Any]):
+    def __init__(self, plugin: Plugin, conf: dict[str, Any],
+                 metadata: dict[str, Any] | None = None):
         self.name = plugin.name
         self.plugin = plugin
         meta = conf.get("_meta") if isinstance(conf.get("_meta"), dict) else {}
@@ -63,7 +70,12 @@ class Instance:
         self.blocking = bool(plugin.blocking_hook(conf)) if plugin.blocking_hook is not None \
             else plugin.blocking
         #: what the phase functions get: ``prepare(conf)`` or the conf with its defaults
-        self.conf = plugin.prepare(conf) if plugin.prepare is not None else conf
+        if plugin.prepare is None:
+            self.conf = conf
+        elif plugin.wants_metadata:
+            self.conf = plugin.prepare(conf, metadata if metadata is not None else {})
+        else:
+            self.conf = plugin.prepare(conf)
 
     def __repr__(self) -> str:
         return "Instance(%s, priority=%d)" % (self.name, self.priority)
@@ -128,14 +140,20 @@ class ChainBuilder:
     """Used by one table build: compiles plugin maps with the registry, reusing the
     instances of the previous build for unchanged confs."""
 
-    __slots__ = ("registry", "previous", "cache", "globals", "decrypt", "consumers")
+    __slots__ = ("registry", "previous", "cache", "_globals", "_pending", "decrypt",
+                 "consumers", "metadata", "_metadata_json")
 
     def __init__(self, registry: PluginSet, decrypt: Any = None):
         self.registry = registry
         self.previous: dict[Any, Any] = registry.instance_cache
         self.cache: dict[Any, Any] = {}
-        #: global rules' instances, one list per rule (rule order, then priority)
-        self.globals: list[Instance] = []
+        #: global rules' instances (rule order, then priority), compiled on first use
+        self._globals: list[Instance] | None = None
+        #: (key, rule) of the global rules added, compiled together (duplicates dropped)
+        self._pending: list[tuple[str, Any]] = []
+        #: plugin name -> its metadata with defaults (the defaults alone when none is set)
+        self.metadata: dict[str, dict[str, Any]] = {}
+        self._metadata_json: dict[str, str] = {}
         #: str -> str for the plugins' ENCRYPT_FIELDS (the keyring's), None: stored plain
         self.decrypt = decrypt
         #: the consumers of this build (gateway.worker.consumers.ConsumerIndex)
@@ -157,6 +175,42 @@ class ChainBuilder:
                 holder[leaf] = decrypt(holder[leaf])
         return conf
 
+    def add_metadata(self, key: str, name: str, value: Any) -> None:
+        """``/apisix/plugin_metadata/<name>``: checked against the plugin's METADATA_SCHEMA
+        (defaults filled in) before any instance is compiled; an invalid object is logged
+        and ignored (the plugin then sees its defaults)."""
+        plugin = self.registry.plugin(name)
+        if plugin is None or not isinstance(value, Mapping):
+            return
+        conf = {k: copy.deepcopy(v) for k, v in value.items() if k != "id"}
+        problem = plugin.check(conf, "metadata")
+        if problem is not None:
+            log.error("skipping %s: invalid plugin metadata: %s", key, problem)
+            return
+        self.metadata[name] = conf
+        self._metadata_json.pop(name, None)
+
+    def metadata_of(self, plugin: Plugin) -> dict[str, Any]:
+        """What ``prepare(conf, metadata)`` gets: the object, or the schema's defaults."""
+        found = self.metadata.get(plugin.name)
+        if found is None:
+            found = {}
+            if plugin.check(found, "metadata") is not None:
+                found = {}
+            self.metadata[plugin.name] = found
+        return found
+
+    def _metadata_key(self, plugin: Plugin) -> str:
+        text = self._metadata_json.get(plugin.name)
+        if text is None:
+            try:
+                text = json.dumps(self.metadata_of(plugin), sort_keys=True,
+                                  separators=(",", ":"))
+            except (TypeError, ValueError):
+                text = repr(self.metadata_of(plugin))
+            self._metadata_json[plugin.name] = text
+        return text
+
     def finish(self) -> None:
         """Keep only what this build used for the next one."""
         self.registry.instance_cache = self.cache
@@ -174,8 +228,11 @@ class ChainBuilder:
         return _sort(out)
 
     def instance(self, name: str, conf: Any, owner: str) -> Instance | None:
+        plugin = self.registry.plugin(name)
         try:
-            key = (name, json.dumps(conf, sort_keys=True, separators=(",", ":")))
+            key = (name, json.dumps(conf, sort_keys=True, separators=(",", ":")),
+                   self._metadata_key(plugin)
+                   if plugin is not None and plugin.wants_metadata else None)
         except (TypeError, ValueError):
             key = None
         if key is not None:
@@ -185,7 +242,6 @@ class ChainBuilder:
             if hit is not None:
                 self.cache[key] = hit
                 return hit[0]
-        plugin = self.registry.plugin(name)
         if plugin is None:
             log.warning("%s: plugin %s is not enabled (or has no module), skipped",
                         owner, name)
@@ -200,19 +256,46 @@ class ChainBuilder:
             if isinstance(meta, dict) and meta.get("disable") is True:
                 result = (None,)
             else:
-                result = (Instance(plugin, conf),)
+                result = (Instance(plugin, conf, self.metadata_of(plugin)
+                                   if plugin.wants_metadata else None),)
         if key is not None:
             self.cache[key] = result
         return result[0]
 
     def add_global_rule(self, key: str, rule: Any) -> None:
-        """A global rule's plugins join every chain (skipped whole when invalid)."""
-        if not isinstance(rule, Mapping):
-            return
-        try:
-            self.globals.extend(self.instances(rule.get("plugins"), key))
-        except Exception as e:  # noqa: BLE001 - a bad object must not stop the build
-            log.error("skipping %s: invalid global rule: %s", key, e)
+        """A global rule's plugins join every chain (skipped whole when invalid). Compiled
+        with the others on first use, so that metadata added later in the build counts."""
+        if isinstance(rule, Mapping):
+            self._pending.append((key, rule))
+            self._globals = None
+
+    @property
+    def globals(self) -> list[Instance]:
+        if self._globals is None:
+            self._globals = self._compile_globals()
+        return self._globals
+
+    def _compile_globals(self) -> list[Instance]:
+        seen: dict[str, int] = {}
+        for _key, rule in self._pending:
+            plugins = rule.get("plugins")
+            if isinstance(plugins, Mapping):
+                for name in plugins:
+                    seen[name] = seen.get(name, 0) + 1
+        dropped = {name for name, n in seen.items() if n > 1}
+        for name in sorted(dropped):
+            log.error("Found %s configured across different global rules. Removing it "
+                      "from execution list", name)
+        out: list[Instance] = []
+        for key, rule in self._pending:
+            plugins = rule.get("plugins")
+            if dropped and isinstance(plugins, Mapping):
+                plugins = {k: v for k, v in plugins.items() if k not in dropped}
+            try:
+                out.extend(self.instances(plugins, key))
+            except Exception as e:  # noqa: BLE001 - a bad object must not stop the build
+                log.error("skipping %s: invalid global rule: %s", key, e)
+        return out
 
     def chain(self, route_id: str | None, plugins: Any, owner: str) -> Chain | None:
         """The chain of a route whose merged plugins are ``plugins``; None when neither it

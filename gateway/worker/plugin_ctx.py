@@ -34,6 +34,7 @@ The response::
     ctx.set_response_header(name, value) / add_response_header / remove_response_header
                                      in any phase: applied to whatever response the client
                                      gets (the upstream's or a plugin's exit)
+    ctx.set_response_headers(((name, value), ...))   several set_response_header at once
     ctx.status                       in header_filter, body_filter, log: the response status
                                      (header_filter may change it)
     ctx.response_headers             in header_filter: ResponseHeaders (get/set/add/remove/
@@ -65,6 +66,27 @@ __all__ = ["PluginCtx", "ResponseHeaders", "header_bytes"]
 _OWN = frozenset(("content-length", "transfer-encoding", "connection", "x-real-ip",
                   "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
                   "x-forwarded-port", "upgrade", "expect", "keep-alive"))
+
+
+#: header name → its request-variable key (lower case, ``-`` → ``_``, as ``$http_*``)
+_keys: dict[str, str] = {}
+_raw_keys: dict[bytes, str] = {}
+
+
+def _header_key(name: str) -> str:
+    key = _keys.get(name)
+    if key is None:
+        key = name.lower().replace("-", "_")
+        if len(_keys) < 1024:
+            _keys[name] = key
+    return key
+
+
+def _raw_key(raw: bytes) -> str:
+    key = raw.decode("latin-1").lower().replace("-", "_")
+    if len(_raw_keys) < 4096:
+        _raw_keys[raw] = key
+    return key
 
 
 def header_bytes(value: Any) -> bytes:
@@ -211,7 +233,19 @@ class PluginCtx:
         return self.client.remote.decode("latin-1")
 
     def get_header(self, name: str) -> str | None:
-        return self.vars.headers().get(name.lower().replace("-", "_"))
+        key = _header_key(name)
+        if self._vars is None:
+            # the common case (key-auth's apikey...): a scan of the forwarded headers, in
+            # the order the variables table takes its first value from, without building it
+            hdrs = self.req.hdrs
+            for i in range(0, len(hdrs) - 3, 4):
+                raw = hdrs[i]
+                k = _raw_keys.get(raw)
+                if k is None:
+                    k = _raw_key(raw)
+                if k == key:
+                    return hdrs[i + 2].decode("latin-1")
+        return self.vars.headers().get(key)
 
     def body(self) -> bytes | None:
         req = self.req
@@ -235,8 +269,13 @@ class PluginCtx:
         hdrs = req.hdrs
         if replace:
             lowb = low.encode("latin-1")
-            hdrs = [x for i in range(0, len(hdrs) - 3, 4)
-                    if hdrs[i].lower() != lowb for x in hdrs[i:i + 4]]
+            for i in range(0, len(hdrs) - 3, 4):
+                if hdrs[i].lower() == lowb:
+                    hdrs = [x for i in range(0, len(hdrs) - 3, 4)
+                            if hdrs[i].lower() != lowb for x in hdrs[i:i + 4]]
+                    break
+            else:
+                hdrs = list(hdrs)  # (usually absent: no rebuilt list)
         else:
             hdrs = list(hdrs)  # rebound, never mutated (a detached copy may share it)
         raw = name.encode("latin-1")
@@ -255,8 +294,15 @@ class PluginCtx:
         is in ``remove``, then append ``add`` ((name, value) bytes pairs)."""
         req = self.req
         hdrs = req.hdrs
-        hdrs = [x for i in range(0, len(hdrs) - 3, 4)
-                if hdrs[i].lower() not in remove for x in hdrs[i:i + 4]]
+        for i in range(0, len(hdrs) - 3, 4):
+            if hdrs[i].lower() in remove:
+                hdrs = [x for i in range(0, len(hdrs) - 3, 4)
+                        if hdrs[i].lower() not in remove for x in hdrs[i:i + 4]]
+                break
+        else:
+            if not add:
+                return  # nothing to remove, nothing to add: the list stays as it is
+            hdrs = list(hdrs)  # rebound, never mutated (a detached copy may share it)
         for raw, value in add:
             hdrs += (raw, COLSP, value, CRLF)
         req.hdrs = hdrs
@@ -333,6 +379,19 @@ class PluginCtx:
 
     def set_response_header(self, name: str, value: Any) -> None:
         self._resp("set", name, value)
+
+    def set_response_headers(self, items: Any) -> None:
+        """:meth:`set_response_header` for each ``(name, value)`` of ``items``, in order."""
+        headers = self.response_headers
+        if headers is not None:
+            for name, value in items:
+                headers.set(name, value)
+            return
+        ops = self._resp_ops
+        if ops is None:
+            ops = self._resp_ops = []
+        for name, value in items:
+            ops.append(("set", name, value))
 
     def add_response_header(self, name: str, value: Any) -> None:
         self._resp("add", name, value)

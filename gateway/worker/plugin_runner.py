@@ -30,14 +30,18 @@ import gevent
 from greenlet import greenlet, getcurrent
 
 from gateway.core.log import every, log
+from gateway.worker.balancer import Ewma, LeastConn, RoundRobin
 from gateway.worker.consumers import GROUP_MISSING, consumer_chain, strip_identity
 from gateway.worker.plugin_chain import render_body
-from gateway.worker.plugin_ctx import PluginCtx, ResponseHeaders
+from gateway.worker.plugin_ctx import PluginCtx, ResponseHeaders, _values
 from gateway.worker.request import STREAM_OPEN
-from gateway.worker.response import NOT_FOUND_ROUTE
+from gateway.worker.response import COLSP, CRLF, NOT_FOUND_ROUTE
 
 __all__ = ["start", "response_head", "response_body", "response_pieces", "log_phase",
            "merge_consumer", "Parked", "PARKED"]
+
+#: balancers whose pick never reads the request
+_CTX_FREE = frozenset((RoundRobin, Ewma, LeastConn))
 
 #: greenlets kept for BLOCKING chains; more concurrent blocking requests wait in a queue
 POOL_SIZE = 512
@@ -109,12 +113,17 @@ def _request_side(ctx: PluginCtx) -> None:
     chain = ctx.chain
     if chain.auth:
         strip_identity(ctx)  # only the gateway names the consumer to the upstream
-    done = _phase(ctx, chain.g_rewrite, "rewrite") or _phase(ctx, chain.rewrite, "rewrite")
-    if done is None:
+    # (an empty phase, global rules' usually, costs no call)
+    done = _phase(ctx, chain.g_rewrite, "rewrite") if chain.g_rewrite else None
+    if done is None and chain.rewrite:
+        done = _phase(ctx, chain.rewrite, "rewrite")
+    if done is None and ctx.consumer is not None:
         done = merge_consumer(ctx)
         chain = ctx.chain
-    if done is None:
-        done = _phase(ctx, chain.g_access, "access") or _phase(ctx, chain.access, "access")
+    if done is None and chain.g_access:
+        done = _phase(ctx, chain.g_access, "access")
+    if done is None and chain.access:
+        done = _phase(ctx, chain.access, "access")
     client = ctx.client
     req = ctx.req   # (a detached copy when the client pipelined while we blocked)
     if client.closed or client.active is not req:
@@ -130,7 +139,10 @@ def _request_side(ctx: PluginCtx) -> None:
         _exit(ctx, target.error, None)
         return
     # with a consumer attached, chash `hash_on: consumer` needs the consumer_name variable
-    node = target.upstream.balancer.pick(ctx.vars if ctx.consumer is not None else req)
+    # (the balancers that ignore the request are not given variables built for nothing)
+    balancer = target.upstream.balancer
+    node = balancer.pick(ctx.vars if ctx.consumer is not None
+                         and type(balancer) not in _CTX_FREE else req)
     if node is None:
         _exit(ctx, 502, None)
         return
@@ -254,8 +266,18 @@ def response_head(up: Any) -> None:
     upstream's status and headers (``up.code``/``up.hdrs``, rebuilt from the result)."""
     ctx = up.req.pctx
     chain = ctx.chain
-    if not chain.response and not ctx.has_response_edits:
-        return
+    if not chain.response:
+        ops = ctx._resp_ops  # noqa: SLF001
+        if not ops:
+            return
+        # only pending edits (limit-count's X-RateLimit-*...), no filter to see the
+        # headers: apply them to the flat byte list, without a ResponseHeaders round trip
+        flat = _edit_flat(up.hdrs, ops)
+        if flat is not None:
+            ctx._resp_ops = None  # noqa: SLF001
+            ctx.status = up.code
+            up.hdrs = flat
+            return
     headers = ResponseHeaders.from_flat(up.hdrs)
     ctx.open_response(up.code, headers)
     if chain.header_filter:
@@ -266,6 +288,36 @@ def response_head(up: Any) -> None:
         up.reason = None
     if chain.body_filter:
         up.clen = None   # the body may change size: re-chunked
+
+
+def _edit_flat(flat: list[bytes], ops: list[tuple[str, str, Any]]) -> list[bytes] | None:
+    """``ops`` (set/add/remove) applied to ``[name, ": ", value, CRLF, ...]`` as
+    ResponseHeaders would (names compared ignoring case, values as header_bytes gives
+    them); None when a name is not ASCII (then ResponseHeaders does it)."""
+    out = list(flat)
+    present = {out[i].lower() for i in range(0, len(out) - 3, 4)}
+    for op, name, value in ops:
+        if not name.isascii():
+            return None
+        raw = name.encode("ascii")
+        low = raw.lower()
+        if op != "add" and low in present:  # (usually absent: no pass over the list)
+            out = [x for i in range(0, len(out) - 3, 4)
+                   if out[i].lower() != low for x in out[i:i + 4]]
+            present.discard(low)
+            if op == "remove":
+                continue
+        elif op == "remove":
+            continue
+        kind = type(value)
+        # (what header_bytes gives for the usual int/str values, without its checks)
+        values = (b"%d" % value,) if kind is int else \
+            (value.encode("latin-1", "replace"),) if kind is str else _values(value)
+        if values:
+            present.add(low)
+            for v in values:
+                out += (raw, COLSP, v, CRLF)
+    return out
 
 
 def response_body(up: Any, body: bytes) -> bytes:
@@ -331,7 +383,7 @@ def log_phase(ctx: PluginCtx, status: int) -> None:
     if chain.blocking_log:
         PARKED.submit(_log, ctx)
     else:
-        _log(ctx)
+        _filters(ctx, chain.log, "log")
 
 
 def _log(ctx: PluginCtx) -> None:

@@ -42,6 +42,9 @@ UPSTREAMS = "/apisix/upstreams/"
 SERVICES = "/apisix/services/"
 PLUGIN_CONFIGS = "/apisix/plugin_configs/"
 GLOBAL_RULES = "/apisix/global_rules/"
+PLUGIN_METADATA = "/apisix/plugin_metadata/"
+#: standalone apisix.yaml's top-level ``plugins:`` list (spec §5.4)
+PLUGINS = "/apisix/plugins"
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
 #: APISIX's proxy timeouts default to nginx's 60 s each
@@ -441,6 +444,9 @@ class Table:
         registry = plugins if plugins is not None else plugin_registry.current()
         if registry is None:
             registry = plugin_registry.PluginSet({}, [])
+        override = _plugins_override(objects, conf)
+        if override is not None:
+            registry = plugin_registry.enabled_by(override, registry)
         chains = ChainBuilder(registry, _decryptor(conf))
         consumer_objs: dict[str, Any] = {}
         group_objs: dict[str, Any] = {}
@@ -468,6 +474,8 @@ class Table:
                 plugin_configs[key[len(PLUGIN_CONFIGS):]] = value
             elif key.startswith(GLOBAL_RULES) and _child(key, GLOBAL_RULES):
                 chains.add_global_rule(key, value)
+            elif key.startswith(PLUGIN_METADATA) and _child(key, PLUGIN_METADATA):
+                chains.add_metadata(key, key[len(PLUGIN_METADATA):], value)
             elif key.startswith(CONSUMERS):
                 consumer_objs[key] = value
             elif key.startswith(CONSUMER_GROUPS) and _child(key, CONSUMER_GROUPS):
@@ -503,6 +511,29 @@ class Table:
         chains.finish()
         certs = CertIndex.build(objects, conf)
         return cls(router, upstreams, routes, global_chain, certs)
+
+
+def _plugins_override(objects: Mapping[str, Any], conf: Mapping[str, Any]) -> list[str] | None:
+    """The names of apisix.yaml's ``plugins:`` list (``- name: x``; ``stream: true`` items
+    are stream plugins, left out), None when the file has none or the node does not read
+    its config from apisix.yaml (in etcd, ``/apisix/plugins`` is only a reload marker)."""
+    items = objects.get(PLUGINS)
+    if not isinstance(items, list):
+        return None
+    try:
+        from gateway.config import config_provider
+        if config_provider(dict(conf)) != "yaml":
+            return None
+    except Exception:  # noqa: BLE001 - a partial conf (unit tests): not standalone
+        return None
+    names = []
+    for item in items:
+        if isinstance(item, str):
+            names.append(item)
+        elif isinstance(item, Mapping) and isinstance(item.get("name"), str) \
+                and not item.get("stream"):
+            names.append(item["name"])
+    return names
 
 
 def _decryptor(conf: Mapping[str, Any]) -> Any:

@@ -455,7 +455,8 @@ class UpConn:
         else:
             chunks = self.body
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            if self.req.pctx is not None:
+            pctx = self.req.pctx
+            if pctx is not None and pctx.chain.body_filter:
                 body = plugin_runner.response_body(self, body)  # plugins' body_filter
             parts.append(content_length(len(body)))
         parts.append(CONN_KEEP if self.client_keep else CONN_CLOSE)

@@ -187,7 +187,60 @@ curl -s http://127.0.0.1:9091/apisix/prometheus/metrics | grep -E '^apisix_http_
 
 
 
-=== TEST 12: prometheus not in the plugins list: no export listener
+=== TEST 12: metadata disabled_labels: set once, no route touched
+--- extra_yaml_config
+plugin_attr:
+  prometheus:
+    enable_export_server: true
+--- admin
+PUT /apisix/admin/plugin_metadata/prometheus
+{"disabled_labels": {"http_status": ["route", "node", "matched_uri"], "bandwidth": ["node"]}}
+--- error_code: 201
+
+
+
+=== TEST 13: requests after the metadata change
+--- extra_yaml_config
+plugin_attr:
+  prometheus:
+    enable_export_server: true
+--- request eval
+["GET /hello", "GET /hello", "GET /hello", "GET /hello"]
+--- error_code eval
+[200, 200, 200, 200]
+
+
+
+=== TEST 14: counted with those labels blank (APISIX keeps the labels, with "")
+--- extra_yaml_config
+plugin_attr:
+  prometheus:
+    enable_export_server: true
+--- exec
+curl -s http://127.0.0.1:9091/apisix/prometheus/metrics > m.txt
+grep -E '^apisix_http_status\{code="200",route="",' m.txt
+grep -E '^apisix_bandwidth\{type="egress",route="1",' m.txt | sort
+grep -cE '^apisix_http_latency_count\{type="request",route="1",service="",consumer="",node="127.0.0.1",' m.txt
+--- response_body
+apisix_http_status{code="200",route="",matched_uri="",matched_host="",service="",consumer="",node="",request_type="traditional_http",request_llm_model="",llm_model="",response_source="upstream"} 4
+apisix_bandwidth{type="egress",route="1",service="",consumer="",node="",request_type="traditional_http",request_llm_model="",llm_model=""} 48
+apisix_bandwidth{type="egress",route="1",service="",consumer="",node="127.0.0.1",request_type="traditional_http",request_llm_model="",llm_model=""} 72
+1
+
+
+
+=== TEST 15: metadata removed
+--- extra_yaml_config
+plugin_attr:
+  prometheus:
+    enable_export_server: true
+--- admin
+DELETE /apisix/admin/plugin_metadata/prometheus
+--- error_code: 200
+
+
+
+=== TEST 16: prometheus not in the plugins list: no export listener
 --- extra_yaml_config
 plugins:
   - echo

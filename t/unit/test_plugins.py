@@ -326,3 +326,48 @@ def test_blocking_is_decided_per_conf(registry):
     abort = builder.chain("1", {"fault-injection": {"abort": {"http_status": 403}}}, "r1")
     delay = builder.chain("2", {"fault-injection": {"delay": {"duration": 1}}}, "r2")
     assert not abort.blocking and delay.blocking
+
+
+META_USER = '''
+NAME = "meta-user"
+PRIORITY = 10
+VERSION = 0.1
+SCHEMA = {"type": "object"}
+METADATA_SCHEMA = {"type": "object", "properties": {
+    "name": {"type": "string", "default": "X-Default"}}}
+
+def prepare(conf, metadata):
+    return {"name": metadata["name"]}
+
+def access(conf, ctx):
+    return None
+'''
+
+
+def test_metadata_reaches_prepare_and_recompiles_only_its_plugin(pdir):
+    write(pdir, "meta-user", META_USER)
+    registry = plugins.reload(conf_for(pdir, "meta-user", "key-auth"))
+    assert registry.plugin("meta-user").wants_metadata
+    assert not registry.plugin("key-auth").wants_metadata
+    first = ChainBuilder(registry)
+    first.add_metadata("/apisix/plugin_metadata/meta-user", "meta-user",
+                       {"id": "meta-user", "name": "X-Set"})
+    a = first.chain("1", {"meta-user": {}, "key-auth": {}}, "r1")
+    first.finish()
+    assert a.access[0][1].conf == {"name": "X-Set"}
+    second = ChainBuilder(registry)   # no metadata now: its defaults; meta-user recompiled
+    b = second.chain("1", {"meta-user": {}, "key-auth": {}}, "r1")
+    assert b.access[0][1].conf == {"name": "X-Default"}
+    assert b.rewrite[0][1] is a.rewrite[0][1]    # key-auth: untouched
+    third = ChainBuilder(registry)    # an invalid object is ignored (defaults)
+    third.add_metadata("/apisix/plugin_metadata/meta-user", "meta-user", {"name": 1})
+    c = third.chain("1", {"meta-user": {}}, "r1")
+    assert c.access[0][1].conf == {"name": "X-Default"}
+
+
+def test_plugin_in_two_global_rules_is_dropped(registry):
+    builder = ChainBuilder(registry)
+    builder.add_global_rule("/apisix/global_rules/1", {"plugins": {"key-auth": {},
+                                                                   "echo": {"body": "x"}}})
+    builder.add_global_rule("/apisix/global_rules/2", {"plugins": {"key-auth": {}}})
+    assert [i.name for i in builder.globals] == ["echo"]

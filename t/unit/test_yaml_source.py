@@ -49,3 +49,22 @@ def test_env_substitution_and_yaml_errors(monkeypatch):
         parse("routes: [\n#END\n")
     with pytest.raises(StandaloneError, match="NOT_SET_ANYWHERE"):
         parse("routes:\n  - uri: ${{NOT_SET_ANYWHERE}}\n#END\n")
+
+
+def test_consumer_credentials_and_plugins_list():
+    from gateway.master.yaml_source import parse
+    objects, problems = parse("""consumers:
+  - username: jack
+  - id: jack/credentials/c1
+    plugins:
+      key-auth: {key: k1}
+  - id: jack/credentials/
+    plugins:
+      key-auth: {key: k2}
+plugins:
+  - name: key-auth
+#END
+""")
+    assert objects["/apisix/consumers/jack/credentials/c1"]["plugins"] == {"key-auth": {"key": "k1"}}
+    assert objects["/apisix/plugins"] == [{"name": "key-auth"}]
+    assert len(problems) == 1 and "invalid credential id" in problems[0]
