@@ -33,7 +33,7 @@ import zlib
 from typing import Any
 
 from gateway.core import shdict
-from gateway.core.log import every
+from gateway.core.log import every, redact_conf
 from gateway.core.log import log as _log
 from gateway.worker.limits import (
     compile_key,
@@ -144,8 +144,10 @@ def check_schema(conf: dict[str, Any], schema_type: str) -> str | None:
         prev = seen[0]
         for field in _GROUP_FIELDS:
             if prev.get(field) != conf.get(field):
-                _log.error("previous limit-count group %s conf: %s", group, json.dumps(prev))
-                _log.error("current limit-count group %s conf: %s", group, json.dumps(conf))
+                _log.error("previous limit-count group %s conf: %s", group,
+                           json.dumps(redact_conf(prev)))
+                _log.error("current limit-count group %s conf: %s", group,
+                           json.dumps(redact_conf(conf)))
                 return "group conf mismatched"
     if conf.get("policy") in ("redis", "redis-cluster", "redis-sentinel"):
         interval = conf.get("sync_interval", -1)

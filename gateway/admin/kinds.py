@@ -131,8 +131,7 @@ class PluginFields(Kind):
             else value
 
     def to_output_full(self, ctx: AdminContext, value: dict) -> dict:
-        import copy
-        return self.to_output(ctx, copy.deepcopy(value))
+        return self.to_output(ctx, super().to_output_full(ctx, value))
 
 
 # --------------------------------------------------------------------------- kinds

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
+from typing import Any
 
 NOTICE = 25
 ALERT = 55
@@ -195,3 +197,19 @@ def every(key: str, interval: float = 10.0) -> bool:
 def redact_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """A copy of `headers` safe to log: secret-bearing values replaced by `***`."""
     return [(n, b"***" if n.lower() in SECRET_HEADERS else v) for n, v in headers]
+
+
+#: conf fields whose values are credentials (redis_password, secret_key, auth tokens...)
+_SECRET_FIELD = re.compile(r"password|secret|token|private_key|api_key|auth", re.I)
+
+
+def redact_conf(value: Any) -> Any:
+    """A copy of a plugin/config object fit for a log line: credential fields masked."""
+    if isinstance(value, dict):
+        return {k: "***" if isinstance(k, str) and _SECRET_FIELD.search(k)
+                and not isinstance(v, (dict, list)) else redact_conf(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_conf(v) for v in value]
+    return value
+

@@ -163,6 +163,18 @@ current limit-count group services_1 conf
 
 
 
+=== TEST 15b: the mismatch log lines never show a redis password
+--- admin
+PUT /apisix/admin/routes/3
+{"uri": "/hello2", "plugins": {"limit-count": {"count": 2, "time_window": 60, "group": "services_1", "policy": "redis", "redis_host": "127.0.0.1", "redis_password": "s3cr3t-redis-pw"}}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}}
+--- error_code: 400
+--- error_log
+current limit-count group services_1 conf
+--- no_error_log
+s3cr3t-redis-pw
+
+
+
 === TEST 16: rules: per-rule headers (header_prefix or the rule's index); a rule whose key resolves nothing does not apply
 --- admin
 DELETE /apisix/admin/routes/2
