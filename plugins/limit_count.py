@@ -41,8 +41,11 @@ from gateway.worker.limits import (
     fill_policy_defaults,
     number,
     policy_schema,
+    remote_addr,
     scope,
 )
+
+_crc32 = zlib.crc32
 
 NAME = "limit-count"
 PRIORITY = 1002
@@ -287,7 +290,8 @@ class _Redis:
 
 # --------------------------------------------------------------------------- prepare
 class _Rule:
-    __slots__ = ("count", "headers", "key", "key_template", "window")
+    __slots__ = ("by_addr", "count", "header_block", "header_names", "headers", "key",
+                 "key_template", "window")
 
     def __init__(self, count: Any, window: Any, key: Any, key_template: Any,
                  headers: tuple[str, str, str]):
@@ -295,7 +299,16 @@ class _Rule:
         self.window = window if isinstance(window, int) else compile_resolver(window)
         self.key = key                   # fn(ctx) -> key value (single-limit confs)
         self.key_template = key_template  # fn(vars) -> (key, n resolved) (rules)
+        #: keyed by the client address (the default): its bytes make the key directly
+        self.by_addr = key is remote_addr
         self.headers = headers
+        #: the three quota headers as one format (limit, remaining: int; reset: bytes) and
+        #: their lower-case names, for PluginCtx.set_response_block; None when a name from
+        #: the metadata is not ASCII (the per-header path handles it)
+        self.header_block = self.header_names = None
+        if all(name.isascii() for name in headers):
+            self.header_block = ("%s: %%d\r\n%s: %%d\r\n%s: %%s\r\n" % headers).encode()
+            self.header_names = frozenset(name.lower().encode() for name in headers)
 
 
 class _Limit:
@@ -303,6 +316,7 @@ class _Limit:
         "degrade",
         "fixed",
         "group_prefix",
+        "prefixes",
         "incoming",
         "multi",
         "policy",
@@ -333,6 +347,9 @@ class _Limit:
                                             conf.get("key_type", "var")), None, names),)
         group = conf.get("group")
         self.group_prefix = group + ":" if group is not None else None
+        #: route id -> the key prefix as bytes (the fixed local path; routes sharing this
+        #: prepared conf count apart)
+        self.prefixes: dict[Any, bytes] = {}
         digest = json.dumps({k: v for k, v in conf.items() if k != "_meta"},
                             sort_keys=True, separators=(",", ":"))
         self.version = ":%08x:" % zlib.crc32(digest.encode())
@@ -384,31 +401,61 @@ def _fail(lim: _Limit, why: Any) -> Any:
     return 500, {"error_msg": "failed to limit count"}
 
 
+def _fixed_prefix(lim: _Limit, ctx: Any) -> bytes:
+    """The key prefix of the fixed local path as bytes, cached per route id (a prepared
+    conf is either a global rule's, scoped "global" on every route, or a route's own)."""
+    group = lim.group_prefix
+    prefix = (group if group is not None else scope(ctx, lim) + lim.version).encode(
+        "utf-8", "surrogatepass")
+    if len(lim.prefixes) < 4096:
+        lim.prefixes[ctx.route_id] = prefix
+    return prefix
+
+
+def _fixed_access(lim: _Limit, ctx: Any, dict_: Any) -> Any:
+    """One fixed-window local rule with a constant count (the common conf): the counter
+    key is built as bytes and counted with one shared-dict call; the quota headers go out
+    as one pre-formatted block."""
+    rule = lim.rules[0]
+    count = rule.count
+    prefix = lim.prefixes.get(ctx.route_id)
+    if prefix is None:
+        prefix = _fixed_prefix(lim, ctx)
+    if rule.by_addr:
+        kb = prefix + ctx.client.remote
+    else:
+        kb = prefix + rule.key(ctx).encode("utf-8", "surrogatepass")
+    if len(kb) > shdict.KEY_MAX:
+        kb = shdict.key_bytes(kb)
+    try:
+        value, reset = dict_.incr_raw(kb, _crc32(kb), 1, 0, rule.window)
+    except Exception as e:  # noqa: BLE001 - as the general path
+        return _fail(lim, e)
+    remaining = count - int(value)
+    if lim.show_headers:
+        if remaining < 0:
+            remaining = 0
+        reset = math.floor(reset * 100) / 100
+        block = rule.header_block
+        if block is not None:
+            # (%.14g: what number() prints, 60 for 60.0)
+            ctx.set_response_block(rule.header_names, block % (count, remaining,
+                                                                 b"%.14g" % reset))
+        else:
+            h = rule.headers
+            ctx.set_response_headers(((h[0], count), (h[1], remaining), (h[2], number(reset))))
+    if value > count:
+        return lim.rejected_code, lim.rejected_body
+    return None
+
+
 def access(lim: _Limit, ctx: Any) -> Any:
+    dict_ = lim.fixed
+    if dict_ is not None:
+        return _fixed_access(lim, ctx, dict_)
     prefix = lim.group_prefix
     if prefix is None:
         prefix = scope(ctx, lim) + lim.version
-    dict_ = lim.fixed
-    if dict_ is not None:
-        # _fixed_local for the one rule, without the general loop's calls
-        rule = lim.rules[0]
-        count = rule.count
-        key = rule.key(ctx)
-        try:
-            value, reset = dict_.incr(prefix + key, 1, 0, rule.window)
-        except Exception as e:  # noqa: BLE001 - as the loop below
-            return _fail(lim, e)
-        if value > count:
-            if lim.show_headers:
-                h = rule.headers
-                ctx.set_response_headers(((h[0], count), (h[1], 0), (
-                    h[2], number(math.floor(reset * 100) / 100))))
-            return lim.rejected_code, lim.rejected_body
-        if lim.show_headers:
-            h = rule.headers
-            ctx.set_response_headers(((h[0], count), (h[1], count - int(value)), (
-                h[2], number(math.floor(reset * 100) / 100))))
-        return None
     applied = 0
     for rule in lim.rules:
         if lim.multi:

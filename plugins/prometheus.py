@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from gateway.core.plugins import node_conf
+from gateway.worker.consumers import Identity
 from gateway.worker.metrics import ENV, METRICS
 
 NAME = "prometheus"
@@ -101,7 +102,8 @@ def log(prefer_name: bool, ctx: Any) -> None:
     up = req.up_addr
     up_status = req.up_status
     consumer = ctx.consumer
-    cname = "" if consumer is None else _consumer_name(consumer)
+    cname = "" if consumer is None else consumer.username \
+        if consumer.__class__ is Identity else _consumer_name(consumer)
     route = req.route if req.target is not None else None
     multi = route is not None and len(route.uris) > 1
     key = (ctx.route_id, prefer_name, status, up, up_status != 0, cname,

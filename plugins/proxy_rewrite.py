@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from gateway.core.template import compile_template
+from gateway.worker.plugin_ctx import OWN_HEADERS, header_bytes
 
 NAME = "proxy-rewrite"
 PRIORITY = 1008
@@ -131,7 +132,7 @@ def _escape(text: str, table: list[str], conf_text: bool = False) -> str:
 
 class _Rewrite:
     __slots__ = ("uri", "fixed", "regex", "real", "plain", "host", "method", "add", "set",
-                 "remove")
+                 "remove", "static")
 
     def __init__(self, conf: dict[str, Any]):
         self.real = bool(conf.get("use_real_request_uri_unsafe"))
@@ -164,6 +165,27 @@ class _Rewrite:
                 self.remove = list(headers.get("remove") or ())
             else:
                 self.set = self._compile(headers)
+        self.static = self._static()
+
+    def _static(self) -> tuple[frozenset[bytes], tuple[tuple[bytes, bytes], ...]] | None:
+        """add/set/remove with constant values only, as one PluginCtx.edit_headers call
+        (the headers it drops, the pairs it appends: what add, then set, then remove
+        leave); None when a value has variables or a name is Host or one the gateway
+        writes itself (those go through set_header)."""
+        names = [name for name, _v in self.add + self.set] + self.remove
+        if not (self.add or self.set or self.remove) or any(
+                not isinstance(values, tuple) for _n, values in self.add + self.set) or any(
+                not name.isascii() or name.lower() == "host" or name.lower() in OWN_HEADERS
+                for name in names):
+            return None
+        removed = frozenset(name.lower().encode() for name in self.remove)
+        dropped = removed | frozenset(name.lower().encode() for name, _v in self.set)
+        pairs = [(name.encode(), header_bytes(v)) for name, values in self.add
+                 if name.lower().encode() not in dropped for v in values]
+        pairs += [(name.encode(), header_bytes(v)) for name, values in self.set
+                  if name.lower().encode() not in removed for v in values
+                  if header_bytes(v)]
+        return dropped, tuple(pairs)
 
     @staticmethod
     def _compile(headers: Any) -> list[tuple[str, list[Any]]]:
@@ -208,6 +230,12 @@ def rewrite(conf: _Rewrite, ctx: Any) -> Any:
     else:
         upstream_uri, groups = _target(conf, ctx)
     ctx.set_uri(upstream_uri)
+    static = conf.static
+    if static is not None:
+        ctx.edit_headers(static[0], static[1])
+        if conf.method is not None:
+            ctx.set_method(conf.method)
+        return None
     for name, values in conf.add:
         ctx.add_header(name, [_value(v, ctx, groups) for v in values])
     for name, values in conf.set:

@@ -34,7 +34,7 @@ from typing import Any
 
 from gateway.core.log import every, log
 
-__all__ = ["KEY_MAX", "SLOT_SIZE", "SharedDict", "create_all", "get"]
+__all__ = ["KEY_MAX", "SLOT_SIZE", "SharedDict", "create_all", "get", "key_bytes"]
 
 #: bytes per slot; the key bytes take what the fixed fields leave
 SLOT_SIZE = 256
@@ -156,10 +156,18 @@ class SharedDict:
         """Add ``delta`` to ``key``'s value; an absent or expired key starts at ``init``
         with ``ttl`` seconds to live (0: forever; an existing key keeps its expiry).
         Returns (new value, seconds left to live, 0 when it never expires)."""
-        kb = _key(key)
-        h = _crc32(kb)
+        kb = key_bytes(key)
+        return self.incr_raw(kb, _crc32(kb), delta, init, ttl)
+
+    def incr_raw(self, kb: bytes, h: int, delta: float, init: float = 0,
+                 ttl: float = 0) -> tuple[float, float]:
+        """:meth:`incr` for a key its caller already has as bytes (``kb`` as ``key_bytes``
+        gives it, ``h`` its CRC-32): limit-count's per-request path builds the key from
+        the client address bytes without a str round trip."""
         mm = self.mm
-        self._lock()
+        if not self._acquire(False):
+            self._wait()
+        _pack_pid(mm, 8, _PID[0])
         try:
             now = _now()
             # the common case first: the key sits in its home slot
@@ -181,7 +189,8 @@ class SharedDict:
                 left = ttl if ttl > 0 else 0.0
                 self._write(off, kb, h, value, now + ttl if ttl > 0 else 0.0)
         finally:
-            self._unlock()
+            _pack_pid(mm, 8, 0)
+            self._release()
         return value, left
 
     def update(self, key: str, fn: Any, ttl: float = 0) -> Any:
@@ -189,7 +198,7 @@ class SharedDict:
         ``(new value or None to leave the entry as it is, result)``; the new value gets
         ``ttl`` seconds to live. Returns ``result``. ``fn`` must be quick, pure code (it
         runs with the node-wide lock held; it must not block or switch greenlets)."""
-        kb = _key(key)
+        kb = key_bytes(key)
         h = _crc32(kb)
         self._lock()
         try:
@@ -205,7 +214,7 @@ class SharedDict:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, ``default`` when absent or expired."""
-        kb = _key(key)
+        kb = key_bytes(key)
         h = _crc32(kb)
         self._lock()
         try:
@@ -218,7 +227,7 @@ class SharedDict:
 
     def ttl(self, key: str) -> float | None:
         """Seconds ``key`` has left (0: never expires), None when absent."""
-        kb = _key(key)
+        kb = key_bytes(key)
         h = _crc32(kb)
         self._lock()
         try:
@@ -233,7 +242,7 @@ class SharedDict:
         return expiry - now if expiry else 0.0
 
     def set(self, key: str, value: float, ttl: float = 0) -> None:
-        kb = _key(key)
+        kb = key_bytes(key)
         h = _crc32(kb)
         self._lock()
         try:
@@ -244,7 +253,7 @@ class SharedDict:
             self._unlock()
 
     def delete(self, key: str) -> None:
-        kb = _key(key)
+        kb = key_bytes(key)
         h = _crc32(kb)
         self._lock()
         try:
@@ -276,7 +285,8 @@ class SharedDict:
         return count
 
 
-def _key(key: str | bytes) -> bytes:
+def key_bytes(key: str | bytes) -> bytes:
+    """A key as the table stores it: UTF-8, and the SHA-1 of one longer than KEY_MAX."""
     kb = key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
     if len(kb) > KEY_MAX:
         kb = b"\x00sha1:" + hashlib.sha1(kb).digest()

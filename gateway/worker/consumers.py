@@ -74,7 +74,7 @@ class Identity:
     """What an auth plugin finds by a credential: ``ctx.consumer`` once attached."""
 
     __slots__ = ("consumer", "username", "group_id", "custom_id", "credential_id", "conf",
-                 "headers")
+                 "headers", "flat")
 
     def __init__(self, consumer: Consumer, credential_id: str | None, conf: Any):
         self.consumer = consumer
@@ -92,6 +92,8 @@ class Identity:
             headers.append((b"X-Consumer-Custom-ID",
                             consumer.custom_id.encode("latin-1", "replace")))
         self.headers = tuple(headers)
+        #: the same as ``[name, ": ", value, CRLF, ...]``, appended to a request as it is
+        self.flat = [x for name, value in headers for x in (name, b": ", value, b"\r\n")]
 
     @property
     def consumer_name(self) -> str:
@@ -275,8 +277,13 @@ def attach(ctx: Any, identity: Identity) -> None:
     """The request is ``identity``'s: ``ctx.consumer``, the ``consumer_name`` /
     ``consumer_group_id`` vars, and the identity headers to the upstream (replacing any
     the client sent)."""
-    ctx.consumer = identity
-    ctx.edit_headers(IDENTITY_HEADERS, identity.headers)
+    if ctx.consumer is None:
+        # the first identity: the runner stripped the client's identity headers already
+        ctx.consumer = identity
+        ctx.append_headers(identity.flat)
+    else:
+        ctx.consumer = identity
+        ctx.edit_headers(IDENTITY_HEADERS, identity.headers)
     v = ctx._vars  # created before this: keep it in step
     if v is not None and v.extra is not None:
         v.extra["consumer_name"] = identity.username
@@ -286,11 +293,8 @@ def attach(ctx: Any, identity: Identity) -> None:
 def strip_identity(ctx: Any) -> None:
     """Drop identity headers the client sent (the runner, before any rewrite, on every
     chain that has an auth plugin)."""
-    hdrs = ctx.req.hdrs
-    for i in range(0, len(hdrs) - 3, 4):
-        if hdrs[i].lower() in IDENTITY_HEADERS:
-            ctx.edit_headers(IDENTITY_HEADERS, ())
-            return
+    if ctx.req.ident:  # (the parser flags a request carrying one)
+        ctx.edit_headers(IDENTITY_HEADERS, ())
 
 
 def consumer_chain(chain: Chain, identity: Identity) -> Any:

@@ -280,7 +280,7 @@ class Client:
             now = server.now()
         if server.access_log is not None:
             self.log_access(req, status, now)
-        if req.rare and req.pctx is not None:
+        if req.pctx is not None:
             plugin_runner.log_phase(req.pctx, status)
         self.active = None
         self.t_mark = now
@@ -469,7 +469,7 @@ class Client:
         self.close()
         if active is not None and self.server.access_log is not None:
             self.log_access(active, 499, self.server.now())
-        if active is not None and active.rare and active.pctx is not None:
+        if active is not None and active.pctx is not None:
             # the log phase runs for aborted requests too (as nginx's): limit-conn must
             # give its connection back
             plugin_runner.log_phase(active.pctx, 499)

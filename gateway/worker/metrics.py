@@ -13,7 +13,11 @@ class when it is first imported.
 
 Per-request work (the ``log`` phase): one dict lookup for the label children of
 (route, status, node, consumer) — created once — then a counter increment, two or three
-histogram observations and two counter increments.
+histogram observations and two counter increments, added up in Python; the changed values
+go to the files once per event-loop iteration (:func:`flush`), shared by the ~20 requests a
+loaded worker completes per iteration. A scrape answered by another worker may thus miss
+this worker's last iteration (APISIX's own scrape serves a cache up to
+``refresh_interval`` old); the answering worker flushes its own first.
 
 Node-wide values are gauges: the connection gauges (``state`` = active, accepted, handled,
 reading, writing, waiting) and ``http_requests_total`` are each worker's own counts, set by
@@ -92,25 +96,26 @@ _PACK = struct.Struct("dd").pack_into
 class Cell:
     """One value of a metric file, updated in place: the write prometheus-client's
     ``MmapedValue.inc`` does, without its lock (a worker is one thread) and its key lookup
-    (the position is fixed) — a third of the cost. Only this module writes these values."""
+    (the position is fixed). Only this module writes these values. ``v`` is the value,
+    ``w`` what the file holds (they differ between a request's log phase and the flush)."""
 
-    __slots__ = ("file", "pos", "v")
+    __slots__ = ("file", "pos", "v", "w")
 
     def __init__(self, value: Any):
         self.file = value._file     # the worker's MmapedDict for this metric type
         key = value._key
-        self.v = self.file.read_value(key)[0]    # (creates the entry when new)
+        self.v = self.w = self.file.read_value(key)[0]    # (creates the entry when new)
         self.pos = self.file._positions[key]
 
     def add(self, amount: float) -> None:
         v = self.v + amount
-        self.v = v
+        self.v = self.w = v
         _PACK(self.file._m, self.pos, v, 0.0)  # _m: re-read, the file may have grown
 
 
 class Hist:
-    """A histogram child: its sum and the one bucket the observation falls in (the
-    multiprocess files hold non-cumulative buckets; the collector accumulates them)."""
+    """A histogram child: its sum and its buckets (the multiprocess files hold
+    non-cumulative buckets; the collector accumulates them)."""
 
     __slots__ = ("sum", "buckets", "bounds")
 
@@ -119,16 +124,41 @@ class Hist:
         self.buckets = [Cell(b) for b in child._buckets]
         self.bounds = list(child._upper_bounds)
 
-    def observe(self, amount: float) -> None:
-        self.sum.add(amount)
-        self.buckets[bisect_left(self.bounds, amount)].add(1.0)
+
+#: series changed since the last flush (written at the end of the loop iteration)
+_dirty: list[Series] = []
+_loop: list[Any] = []
+
+
+def flush() -> None:
+    """Write every changed value to the metric files. Runs once per event-loop iteration
+    in which requests were logged (a loaded worker logs ~20 requests per iteration, so the
+    writes are shared) and before a scrape renders."""
+    pack = _PACK
+    for series in _dirty:
+        series.dirty = False
+        for c in series.cells:
+            v = c.v
+            if v != c.w:
+                c.w = v
+                pack(c.file._m, c.pos, v, 0.0)
+    _dirty.clear()
+
+
+def _schedule() -> None:
+    if not _loop:
+        import gevent
+        _loop.append(gevent.get_hub().loop)
+    _loop[0].run_callback(flush)
 
 
 class Series:
-    """Every value one request of a (route, status, node, consumer) updates, written by
-    :meth:`record` in one go (the per-request work of the prometheus plugin)."""
+    """Every value one request of a (route, status, node, consumer) updates, added up by
+    :meth:`record` (the per-request work of the prometheus plugin) and written to the
+    files by :func:`flush` at the end of the loop iteration."""
 
-    __slots__ = ("status", "request", "upstream", "apisix", "ingress", "egress")
+    __slots__ = ("status", "request", "upstream", "apisix", "ingress", "egress", "cells",
+                 "dirty")
 
     def __init__(self, status: Cell, request: Hist, upstream: Hist | None, apisix: Hist,
                  ingress: Cell, egress: Cell):
@@ -138,32 +168,38 @@ class Series:
         self.apisix = apisix
         self.ingress = ingress
         self.egress = egress
+        cells = [status, ingress, egress]
+        for h in (request, upstream, apisix):
+            if h is not None:
+                cells.append(h.sum)
+                cells += h.buckets
+        self.cells = tuple(cells)
+        self.dirty = False
 
     def record(self, latency: float, upstream: float | None, ingress: int,
                egress: int) -> None:
-        pack = _PACK
-        c = self.status
-        c.v += 1.0
-        pack(c.file._m, c.pos, c.v, 0.0)
+        self.status.v += 1.0
+        h = self.request
+        h.sum.v += latency
+        h.buckets[bisect_left(h.bounds, latency)].v += 1.0
         if upstream is not None:
-            hists = ((self.request, latency), (self.upstream, upstream),
-                     (self.apisix, max(latency - upstream, 0.0)))
-        else:
-            hists = ((self.request, latency), (self.apisix, latency))
-        for h, value in hists:
-            c = h.sum
-            c.v += value
-            pack(c.file._m, c.pos, c.v, 0.0)
-            c = h.buckets[bisect_left(h.bounds, value)]
-            c.v += 1.0
-            pack(c.file._m, c.pos, c.v, 0.0)
-        c = self.ingress
-        c.v += ingress
-        pack(c.file._m, c.pos, c.v, 0.0)
+            h = self.upstream
+            h.sum.v += upstream
+            h.buckets[bisect_left(h.bounds, upstream)].v += 1.0
+            latency -= upstream
+            if latency < 0.0:
+                latency = 0.0
+        h = self.apisix
+        h.sum.v += latency
+        h.buckets[bisect_left(h.bounds, latency)].v += 1.0
+        self.ingress.v += ingress
         if egress:
-            c = self.egress
-            c.v += egress
-            pack(c.file._m, c.pos, c.v, 0.0)
+            self.egress.v += egress
+        if not self.dirty:
+            self.dirty = True
+            _dirty.append(self)
+            if len(_dirty) == 1:
+                _schedule()
 
 
 class Metrics:
@@ -255,6 +291,7 @@ class Metrics:
         from prometheus_client.metrics_core import GaugeMetricFamily
         from prometheus_client.multiprocess import MultiProcessCollector
         p = self.prefix if self.ready else (attr(conf).get("metric_prefix") or "apisix_")
+        flush()     # this worker's latest values (the others flush at their loop's turn)
         out: list[str] = []
         _write(out, MultiProcessCollector(None).collect(), p)
         # computed now by the answering worker (not multiprocess values)

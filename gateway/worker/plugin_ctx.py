@@ -60,12 +60,12 @@ from gateway.worker.response import COLSP, CRLF
 if TYPE_CHECKING:
     from gateway.worker.plugin_chain import Chain
 
-__all__ = ["PluginCtx", "ResponseHeaders", "header_bytes"]
+__all__ = ["OWN_HEADERS", "PluginCtx", "ResponseHeaders", "header_bytes"]
 
 #: request headers the gateway writes itself (set_header leaves them alone)
-_OWN = frozenset(("content-length", "transfer-encoding", "connection", "x-real-ip",
-                  "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-                  "x-forwarded-port", "upgrade", "expect", "keep-alive"))
+OWN_HEADERS = frozenset(("content-length", "transfer-encoding", "connection", "x-real-ip",
+                         "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                         "x-forwarded-port", "upgrade", "expect", "keep-alive"))
 
 
 #: header name → its request-variable key (lower case, ``-`` → ``_``, as ``$http_*``)
@@ -105,6 +105,16 @@ def _values(value: Any) -> list[bytes]:
     if isinstance(value, (list, tuple)):
         return [header_bytes(v) for v in value]
     return [header_bytes(value)]
+
+
+def _block_pairs(block: bytes) -> list[tuple[str, str]]:
+    """(name, value) of each line of a rendered header block."""
+    pairs = []
+    for line in block.split(b"\r\n"):
+        if line:
+            name, _, value = line.partition(b": ")
+            pairs.append((name.decode("latin-1"), value.decode("latin-1")))
+    return pairs
 
 
 class ResponseHeaders:
@@ -263,7 +273,7 @@ class PluginCtx:
             if values:
                 self.set_host(values[-1])
             return
-        if low in _OWN:
+        if low in OWN_HEADERS:
             return
         req = self.req
         hdrs = req.hdrs
@@ -306,6 +316,18 @@ class PluginCtx:
         for raw, value in add:
             hdrs += (raw, COLSP, value, CRLF)
         req.hdrs = hdrs
+        if req.chunked:
+            req.nhdrs = len(hdrs)
+        v = self._vars
+        if v is not None:
+            v._headers = None  # noqa: SLF001
+            v._cookies = None  # noqa: SLF001
+
+    def append_headers(self, flat: list[bytes]) -> None:
+        """Add ``[name, ": ", value, CRLF, ...]`` (pre-rendered, names the caller knows
+        absent) to the upstream request headers."""
+        req = self.req
+        req.hdrs = hdrs = req.hdrs + flat   # rebound, never mutated
         if req.chunked:
             req.nhdrs = len(hdrs)
         v = self._vars
@@ -393,6 +415,20 @@ class PluginCtx:
         for name, value in items:
             ops.append(("set", name, value))
 
+    def set_response_block(self, names: frozenset[bytes], block: bytes) -> None:
+        """Set several response headers rendered by the caller: ``block`` is
+        ``b"Name: value\\r\\n..."``, ``names`` the lower-case names it sets (the hot path
+        of limit-count's quota headers: appended to the head as it is)."""
+        headers = self.response_headers
+        if headers is not None:
+            for name, value in _block_pairs(block):
+                headers.set(name, value)
+            return
+        ops = self._resp_ops
+        if ops is None:
+            ops = self._resp_ops = []
+        ops.append(("block", names, block))
+
     def add_response_header(self, name: str, value: Any) -> None:
         self._resp("add", name, value)
 
@@ -410,6 +446,9 @@ class PluginCtx:
             for op, name, value in ops:
                 if op == "remove":
                     headers.remove(name)
+                elif op == "block":
+                    for bname, bvalue in _block_pairs(value):
+                        headers.set(bname, bvalue)
                 else:
                     getattr(headers, op)(name, value)
 

@@ -100,7 +100,6 @@ def start(client: Any, req: Any, target: Any, chain: Any) -> None:
     """Client.start's branch for a request whose route (or the global rules) has plugins."""
     ctx = PluginCtx(client, req, target, chain)
     req.pctx = ctx
-    req.rare = True   # the next request on this connection resets pctx; slow-path head
     if chain.blocking:
         if req.stream == STREAM_OPEN:
             client.hold_body()  # body pieces wait in the socket until we proxy
@@ -290,34 +289,52 @@ def response_head(up: Any) -> None:
         up.clen = None   # the body may change size: re-chunked
 
 
-def _edit_flat(flat: list[bytes], ops: list[tuple[str, str, Any]]) -> list[bytes] | None:
-    """``ops`` (set/add/remove) applied to ``[name, ": ", value, CRLF, ...]`` as
-    ResponseHeaders would (names compared ignoring case, values as header_bytes gives
-    them); None when a name is not ASCII (then ResponseHeaders does it)."""
-    out = list(flat)
-    present = {out[i].lower() for i in range(0, len(out) - 3, 4)}
+def _edit_flat(flat: list[bytes], ops: list[tuple[str, Any, Any]]) -> list[bytes] | None:
+    """``ops`` (set/add/remove/block) applied to the upstream's ``[name, ": ", value, CRLF,
+    ...]`` as ResponseHeaders would (names compared ignoring case, values as header_bytes
+    gives them). The result is only joined into the head: what the ops add is appended
+    after the upstream's headers, a block as one piece. None (ResponseHeaders does it)
+    when a name is not ASCII or an op touches a header an earlier op added."""
+    out = flat
+    added: set[bytes] = set()
+    tail: list[bytes] = []
     for op, name, value in ops:
+        if op == "block":
+            if not added.isdisjoint(name):
+                return None
+            out = _without(out, name)
+            added.update(name)
+            tail.append(value)
+            continue
         if not name.isascii():
             return None
         raw = name.encode("ascii")
         low = raw.lower()
-        if op != "add" and low in present:  # (usually absent: no pass over the list)
-            out = [x for i in range(0, len(out) - 3, 4)
-                   if out[i].lower() != low for x in out[i:i + 4]]
-            present.discard(low)
+        if low in added:
+            return None
+        if op != "add":
+            out = _without(out, (low,))
             if op == "remove":
                 continue
-        elif op == "remove":
-            continue
         kind = type(value)
         # (what header_bytes gives for the usual int/str values, without its checks)
         values = (b"%d" % value,) if kind is int else \
             (value.encode("latin-1", "replace"),) if kind is str else _values(value)
         if values:
-            present.add(low)
+            added.add(low)
             for v in values:
-                out += (raw, COLSP, v, CRLF)
-    return out
+                tail += (raw, COLSP, v, CRLF)
+    return out + tail if tail else out
+
+
+def _without(flat: list[bytes], lows: Any) -> list[bytes]:
+    """``flat`` without the headers whose lower-case name is in ``lows`` (the list itself
+    when none is there: the usual case)."""
+    for i in range(0, len(flat) - 3, 4):
+        if flat[i].lower() in lows:
+            return [x for j in range(0, len(flat) - 3, 4)
+                    if flat[j].lower() not in lows for x in flat[j:j + 4]]
+    return flat
 
 
 def response_body(up: Any, body: bytes) -> bytes:

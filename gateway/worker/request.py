@@ -28,12 +28,16 @@ UPGRADE_CONN = b"\r\nConnection: upgrade\r\n"
 
 # request header classes, cached on the exact name bytes (no .lower() per header)
 (K_KEEP, K_DROP, K_HOST, K_XFF, K_CL, K_TE, K_EXPECT, K_UA, K_REFERER, K_AUTH, K_XF,
- K_CONN, K_UPGRADE) = range(13)
+ K_CONN, K_UPGRADE, K_IDENT) = range(14)
 _NAMED = {b"host": K_HOST, b"x-forwarded-for": K_XFF, b"content-length": K_CL,
           b"transfer-encoding": K_TE, b"expect": K_EXPECT, b"user-agent": K_UA,
           b"referer": K_REFERER, b"authorization": K_AUTH, b"x-forwarded-proto": K_XF,
           b"x-forwarded-host": K_XF, b"x-forwarded-port": K_XF, b"connection": K_CONN,
-          b"upgrade": K_UPGRADE}
+          b"upgrade": K_UPGRADE,
+          # the consumer identity headers only the gateway may set (consumers.py strips
+          # them on routes with an auth plugin when the request is flagged ``ident``)
+          b"x-consumer-username": K_IDENT, b"x-credential-identifier": K_IDENT,
+          b"x-consumer-custom-id": K_IDENT}
 #: hop-by-hop headers, and the ones the gateway sets itself
 _DROPPED = frozenset((b"keep-alive", b"proxy-connection", b"te", b"trailer",
                       b"proxy-authenticate", b"proxy-authorization", b"x-real-ip"))
@@ -77,9 +81,9 @@ class Request:
 
     __slots__ = ("client", "method", "url", "path", "host_hdr", "host", "hdrs", "ua",
                  "keep", "minor", "t_start", "target", "route", "sent",
-                 "up_addr", "up_status", "up_time", "up_host", "rare",
-                 "xff", "xf", "referer", "auth", "clen", "chunked", "expect", "conn",
-                 "body", "nbody", "stream", "upgrade", "nhdrs", "pctx")
+                 "up_addr", "up_status", "up_time", "up_host", "pctx", "rare",
+                 "xff", "xf", "referer", "auth", "clen", "chunked", "expect", "conn", "ident",
+                 "body", "nbody", "stream", "upgrade", "nhdrs")
 
     def __init__(self, client: Client):
         self.client = client
@@ -91,8 +95,7 @@ class Request:
         self.target = None
         self.rare = True
         self.hdrs = []
-        #: the plugin ctx (gateway.worker.plugin_ctx) when the route runs plugins; the
-        #: runner sets ``rare`` with it, so the next request resets it
+        #: the plugin ctx (gateway.worker.plugin_ctx) when the route runs plugins
         self.pctx = None
 
     def copy(self) -> Request:
@@ -123,15 +126,15 @@ class Request:
         self.sent = 0
         self.up_addr = None
         self.up_status = 0
+        self.pctx = None
         if self.rare:
             self.rare = False
             self.xff = self.xf = self.referer = self.auth = None
             self.clen = self.expect = self.conn = self.body = None
-            self.chunked = False
+            self.chunked = self.ident = False
             self.nbody = 0
             self.stream = 0
             self.upgrade = None
-            self.pctx = None
 
     def on_url(self, url: bytes) -> None:
         if self.url is not None:
@@ -180,6 +183,9 @@ class Request:
             self.expect = value
         elif kind == K_UPGRADE:
             self.upgrade = value  # forwarded only to a route with enable_websocket
+        elif kind == K_IDENT:
+            self.ident = True
+            self.hdrs += (name, COLSP, value, CRLF)
         elif kind == K_XF:
             # APISIX forwards the client's X-Forwarded-Proto/Host/Port when present
             if self.xf is None:
@@ -320,6 +326,9 @@ class Request:
         self.up_host = host
         parts = [self.method, SP, self.url or b"/", HTTP11_HOST, host, CRLF]
         parts += self.hdrs
+        pctx = self.pctx
+        if pctx is not None and pctx.head_edits:
+            pctx.edit_head(parts)  # plugins changed the method, target or Host
         if not self.rare:
             # X-Real-IP, X-Forwarded-*: one block per connection and Host value; no body
             if self.host_hdr == client.fwd_key:
@@ -327,9 +336,6 @@ class Request:
             else:
                 parts += (client.forward_block(self), CRLF)
             return b"".join(parts)
-        pctx = self.pctx
-        if pctx is not None and pctx.head_edits:
-            pctx.edit_head(parts)  # plugins changed the method, target or Host
         if self.upgrade is not None:
             if target.websocket and self.conn is not None and b"upgrade" in self.conn.lower():
                 parts += (b"Upgrade: ", self.upgrade, UPGRADE_CONN)  # a tunnel, on 101
