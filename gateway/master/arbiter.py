@@ -37,6 +37,7 @@ from setproctitle import setproctitle
 from gateway import config
 from gateway.config import ConfigError
 from gateway.core import log as logmod
+from gateway.core import memory
 from gateway.core import shdict
 from gateway.core.log import NOTICE, log
 from gateway.master import listeners
@@ -123,6 +124,10 @@ class Master(Arbiter):
         self.fanout.on_ready = self.worker_ready
         self.fanout.start()
         self.start_source()
+        # a worker maps every page the master has when it forks, free ones included: loading
+        # a big config (parse, schema checks) leaves megabytes free but held; give them back
+        self.snapshot.compact()
+        memory.release()
 
     def start_source(self) -> None:
         """The config source config.yaml names (and the Admin API's bridge to etcd)."""

@@ -26,6 +26,7 @@ from setproctitle import setproctitle
 
 from gateway import config
 from gateway.core import log as logmod
+from gateway.core import memory
 from gateway.core import plugins as plugin_registry
 from gateway.core.log import AccessLog, log
 from gateway.worker.server import HttpServer
@@ -123,7 +124,7 @@ class GatewayWorker(Worker):
             if metrics_sock is not None:
                 self.metrics = metrics.ExportServer(metrics_sock, conf)
                 self.metrics.start()
-        gc.collect()
+        memory.release()     # collects, and returns what the first build freed (RSS)
         gc.freeze()          # the config just loaded lives long: keep it out of GC passes
         self.server.start()
         self.subscriber.start()

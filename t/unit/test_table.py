@@ -257,3 +257,31 @@ def test_conditions_and_balancers_read_the_worker_request():
     assert all(up.balancer.pick(fake_request(b"/a", [(b"Cookie", b"sid=abc")])) is first
                for _ in range(5))
     assert type(up.balancer).__name__ == "ConsistentHash"
+
+
+def test_identical_stateless_inline_upstreams_are_shared():
+    """One compiled upstream for routes repeating the same inline conf (worker RSS), but
+    never when sharing would change a route's behaviour (balancer state, health checks)."""
+    one = {"type": "roundrobin", "nodes": {"127.0.0.1:1980": 1}}
+    two = {"type": "roundrobin", "nodes": {"127.0.0.1:1980": 1, "127.0.0.1:1981": 1}}
+    checked = {"nodes": {"127.0.0.1:1980": 1},
+               "checks": {"active": {"http_path": "/status"}}}
+    objs = {"/apisix/routes/%d" % i: {"id": str(i), "uri": "/r%d" % i, "upstream": up}
+            for i, up in enumerate([one, dict(one), two, dict(two), checked, dict(checked)])}
+    t = Table.build(objs, CONF)
+    ups = [target(t, "/r%d" % i).upstream for i in range(6)]
+    assert ups[0] is ups[1]
+    assert ups[2] is not ups[3] and ups[4] is not ups[5]
+
+
+def test_route_conf_is_read_from_the_packed_store():
+    """In the worker's store, a route keeps a view over its packed bytes, not a dict."""
+    from gateway.core import plane
+    store = plane.LazyObjects()
+    store.replace_all({"/apisix/routes/1": plane.pack_object(
+        {"id": "1", "uri": "/a", "name": "n1", "upstream": {"nodes": {"127.0.0.1:1980": 1}}})})
+    assert "/apisix/routes/1" in store and store["/apisix/routes/1"]["name"] == "n1"
+    route = Table.build(store, CONF).router.match(b"GET", None, b"/a")
+    assert isinstance(route.conf, plane.PackedObject)
+    assert route.conf.get("name") == "n1" and route.conf["uri"] == "/a"
+    assert route.data.upstream.balancer.pick().addr == ("127.0.0.1", 1980)
