@@ -102,7 +102,7 @@ def header_filter(conf: _Brotli, ctx: Any) -> None:
         return
     # the upstream's Content-Length is kept by its connection, not among the headers
     up = ctx.client.up
-    clen = getattr(up, "clen", None) if up is not None else headers.get("content-length")
+    clen = up.content_length() if up is not None else headers.get("content-length")
     if isinstance(clen, bytes):
         clen = clen.decode("latin-1")
     if clen is not None and clen.strip().isdigit() and int(clen) < conf.min_length:

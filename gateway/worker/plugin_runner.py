@@ -262,7 +262,8 @@ def _exit(ctx: PluginCtx, status: int, body: bytes | None) -> None:
 # ------------------------------------------------------------------ response side
 def response_head(up: Any) -> None:
     """UpConn._head's hook: pending response-header edits, then header_filter, on the
-    upstream's status and headers (``up.code``/``up.hdrs``, rebuilt from the result)."""
+    upstream's status and headers (``up.code``, and ``up.hdrs`` set to the headers the
+    client gets, as byte pieces; ``up.clen`` None when the body may change size)."""
     ctx = up.req.pctx
     chain = ctx.chain
     if not chain.response:
@@ -270,23 +271,41 @@ def response_head(up: Any) -> None:
         if not ops:
             return
         # only pending edits (limit-count's X-RateLimit-*...), no filter to see the
-        # headers: apply them to the flat byte list, without a ResponseHeaders round trip
-        flat = _edit_flat(up.hdrs, ops)
+        # headers: applied to the header bytes, without a ResponseHeaders round trip
+        kept = up.kept_headers()
+        flat = _add_blocks(kept, ops) if len(ops) == 1 else None
+        if flat is None:
+            flat = _edit_flat(up.headers_flat(), ops)
         if flat is not None:
             ctx._resp_ops = None  # noqa: SLF001
             ctx.status = up.code
             up.hdrs = flat
             return
-    headers = ResponseHeaders.from_flat(up.hdrs)
+    headers = ResponseHeaders.from_flat(up.headers_flat())
     ctx.open_response(up.code, headers)
     if chain.header_filter:
         _filters(ctx, chain.header_filter, "header_filter")
     up.hdrs = headers.flat()
-    if ctx.status != up.code:
-        up.code = ctx.status
-        up.reason = None
+    up.code = ctx.status
     if chain.body_filter:
         up.clen = None   # the body may change size: re-chunked
+
+
+def _add_blocks(kept: bytes, ops: list[tuple[str, Any, Any]]) -> list[bytes] | None:
+    """The one-block case (limit-count's quota headers): the kept header bytes and the
+    block, when the upstream sent none of the block's headers; else None."""
+    op, names, block = ops[0]
+    if op != "block":
+        return None
+    if kept:
+        low = kept.lower()
+        for name in names:
+            at = low.find(name + b":")
+            while at >= 0:
+                if at == 0 or low[at - 1] == 10:   # at a line start: the upstream has it
+                    return None
+                at = low.find(name + b":", at + 1)
+    return [kept, block]
 
 
 def _edit_flat(flat: list[bytes], ops: list[tuple[str, Any, Any]]) -> list[bytes] | None:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -74,47 +75,53 @@ RECV_SIZE = 65536
 #: methods retried on a fresh connection when a reused one fails before any response byte
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"))
 
-# response header classes, cached on the exact name bytes
-R_KEEP, R_DROP, R_CL, R_TE, R_CONN = range(5)
-#: hop-by-hop headers, plus the ones nginx hides from upstreams (it sets Server and Date)
-_R_DROPPED = frozenset((b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
-                        b"proxy-authenticate", b"proxy-authorization", b"server", b"date",
-                        b"x-pad", b"x-accel-expires", b"x-accel-redirect",
-                        b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"))
-_resp_kind: dict[bytes, int] = {}
+#: the upstream response headers the client never gets: hop-by-hop ones, the framing ones
+#: (the gateway frames the body itself) and those nginx hides (it sets Server and Date)
+_DROP = re.compile(rb"^(?:connection|keep-alive|proxy-connection|te|trailer|upgrade|"
+                   rb"transfer-encoding|content-length|proxy-authenticate|"
+                   rb"proxy-authorization|server|date|x-pad|x-accel-expires|"
+                   rb"x-accel-redirect|x-accel-limit-rate|x-accel-buffering|"
+                   rb"x-accel-charset)[ \t]*:[^\n]*\n", re.IGNORECASE | re.MULTILINE)
+_CL = re.compile(rb"^content-length[ \t]*:[ \t]*([0-9]+)", re.IGNORECASE | re.MULTILINE)
+_TE = re.compile(rb"^transfer-encoding[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_CONN_CLOSE = re.compile(rb"^connection[ \t]*:[^\n]*close", re.IGNORECASE | re.MULTILINE)
+#: ``UpConn.clen`` before the head was searched for a Content-Length
+_UNSET = b""
 
 
-def _classify(name: bytes) -> int:
-    low = name.lower()
-    if low == b"content-length":
-        kind = R_CL
-    elif low == b"transfer-encoding":
-        kind = R_TE
-    elif low == b"connection":
-        kind = R_CONN
-    elif low in _R_DROPPED:
-        kind = R_DROP
+def _split_head(raw: bytes) -> tuple[bytes, bytes, bytes]:
+    """(status line, header lines each ending in CRLF, what follows the head) of the
+    bytes a response head arrived in (llhttp accepted them: the head is complete)."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:  # bare LF line ends (llhttp's lenient parsing): rewritten with CRLF
+        end = raw.find(b"\n\n")
+        head = raw[:end].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b"\r\n\r\n"
+        rest = raw[end + 2:]
+        end = len(head) - 4
+        raw = head
     else:
-        kind = R_KEEP
-    if len(_resp_kind) < 4096:
-        _resp_kind[name] = kind
-    return kind
+        rest = raw[end + 4:]
+    first = raw.find(b"\r\n")
+    return raw[:first], raw[first + 2:end + 2], rest
+
+
+#: the upstream's status line -> the client's (HTTP/1.1, the reason phrase passed through
+#: as nginx does)
+_lines: dict[bytes, bytes] = {}
+
+
+def _client_status(status: bytes, code: int) -> bytes:
+    parts = status.split(b" ", 2)
+    reason = parts[2].strip() if len(parts) == 3 else b""
+    line = status_line(code, reason) if reason else status_line(code)
+    if len(_lines) < 256:
+        _lines[status] = line
+    return line
 
 
 class _BodyLess(Exception):
     """Raised at headers-complete of a HEAD response: llhttp cannot be told the body is
     absent, so parsing stops there and the parser is replaced (rare path)."""
-
-
-#: code -> (reason, status line) of the last reason phrase seen for that code
-_status_by_code: dict[int, tuple[bytes | None, bytes]] = {}
-
-
-def _status(code: int, reason: bytes | None) -> bytes:
-    """The upstream's status line (its reason phrase passed through, as nginx does)."""
-    line = status_line(code) if not reason else status_line(code, reason)
-    _status_by_code[code] = (reason, line)
-    return line
 
 
 class _Attempt:
@@ -138,9 +145,9 @@ class UpConn:
                  "client", "req", "target", "out", "obuf", "t_begin", "t_last", "paused",
                  "oq", "streamed", "attempt",
                  # response framing
-                 "code", "reason", "hdrs", "body", "nbody", "clen", "chunked", "conn_hdr",
-                 "head_done", "sent_head", "complete", "keep", "head_req", "interim",
-                 "rechunk", "client_keep", "nhdrs", "upgrade")
+                 "raw", "code", "rcode", "status", "fields", "last_fields", "last_kept",
+                 "hdrs", "body", "nbody", "clen", "head_done", "sent_head", "complete",
+                 "keep", "head_req", "interim", "rechunk", "client_keep", "upgrade")
 
     def __init__(self, pool: UpstreamPool, node: Any):
         self.pool = pool
@@ -166,7 +173,10 @@ class UpConn:
         self.complete = False
         self.interim = False
         self.keep = False
+        self.raw = None
         self.hdrs = None
+        self.last_fields = None
+        self.last_kept = b""
         self.parser = HttpResponseParser(self)
         sock = socket.socket(node.family, socket.SOCK_STREAM)
         self.sock = sock
@@ -206,7 +216,7 @@ class UpConn:
         self.out = data
         self.streamed = False  # (oq is None here: a pooled connection had nothing pending)
         self.t_begin = self.t_last = self.pool.now()
-        self.hdrs = None  # stays None until the first response byte (see fail())
+        self.raw = None  # stays None until the first response byte (see fail())
         self.head_done = self.sent_head = self.complete = False
         self.head_req = req.method == HEAD
         # an Upgrade request not answered with 101 ends its connection (nothing after it
@@ -330,6 +340,11 @@ class UpConn:
             if client is None:      # idle: the upstream closed it (or sent junk)
                 self.close()
                 return
+            if data and not self.head_done:
+                # the head's bytes, taken as they are by on_headers_complete (no callback
+                # per header: the client gets the upstream's header lines filtered)
+                raw = self.raw
+                self.raw = data if raw is None else raw + data
             if not data:
                 if data is None:
                     self.fail(502, ("recv() failed (%d: %s) while reading response header "
@@ -370,47 +385,29 @@ class UpConn:
             self.crashed()
 
     def on_message_begin(self) -> None:
-        self.reason = None
-        self.hdrs = []
+        self.hdrs = None
         self.body = []
         self.nbody = 0
-        self.clen = None
-        self.chunked = False
-        self.conn_hdr = None
         self.rechunk = False
-
-    def on_status(self, reason: bytes) -> None:
-        self.reason = reason if self.reason is None else self.reason + reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        kind = _resp_kind.get(name)
-        if kind is None:
-            kind = _classify(name)
-        if kind == R_KEEP:
-            self.hdrs += (name, COLSP, value, CRLF)
-        elif kind == R_CL:
-            self.clen = value
-        elif kind == R_TE:
-            self.chunked = True
-        elif kind == R_CONN:
-            self.conn_hdr = value
 
     def on_headers_complete(self) -> None:
         code = self.parser.get_status_code()
+        status, fields, rest = _split_head(self.raw)
         if code < 200 and code != 101:
             # 100/102/103: not forwarded (nginx neither); the real response follows
             self.interim = True
-            self.hdrs = []
+            self.raw = rest
             return
-        self.code = code
+        self.raw = None
+        self.code = self.rcode = code
+        self.status = status
+        self.fields = fields
+        self.clen = _UNSET
         self.head_done = True
-        if self.chunked:
-            self.nhdrs = len(self.hdrs)  # trailers (after the body) are dropped
         if self.req.stream == STREAM_OPEN:
             self.client_keep = False  # answered mid-body: the rest is not worth reading
         if self.head_req:
-            conn = self.conn_hdr
-            self.keep = (conn is None or b"close" not in conn.lower()) \
+            self.keep = _CONN_CLOSE.search(fields) is None \
                 and self.parser.get_http_version() == "1.1"
             self.complete = True
             raise _BodyLess
@@ -423,21 +420,56 @@ class UpConn:
         if self.interim:
             self.interim = False
             return
-        if self.chunked and len(self.hdrs) > self.nhdrs:
-            self.hdrs = self.hdrs[:self.nhdrs]  # trailers: not ours to merge into the head
         self.keep = self.parser.should_keep_alive()
         self.complete = True
+
+    # ------------------------------------------------------------------ the client's head
+    def kept_headers(self) -> bytes:
+        """The upstream's header lines the client gets (``Name: value\\r\\n`` each). A
+        connection's responses usually repeat the previous head byte for byte (Date
+        changes once a second), so the filtered block is reused."""
+        fields = self.fields
+        if fields == self.last_fields:
+            return self.last_kept
+        kept = _DROP.sub(b"", fields)
+        self.last_fields = fields
+        self.last_kept = kept
+        return kept
+
+    def headers_flat(self) -> list[bytes]:
+        """The kept headers as ``[name, ": ", value, CRLF, ...]`` (for plugins)."""
+        flat: list[bytes] = []
+        for line in self.kept_headers().split(CRLF):
+            if line:
+                name, _, value = line.partition(b":")
+                flat += (name, COLSP, value.strip(b" \t"), CRLF)
+        return flat
+
+    def content_length(self) -> bytes | None:
+        """The upstream's Content-Length value (None: none), searched for when needed."""
+        clen = self.clen
+        if clen is _UNSET:
+            found = _CL.search(self.fields)
+            clen = self.clen = found.group(1) if found is not None else None
+        return clen
 
     def _head(self) -> list[bytes]:
         pool = self.pool
         if self.req.pctx is not None:
             plugin_runner.response_head(self)  # plugins' header_filter: code, hdrs, clen
         code = self.code
-        cached = _status_by_code.get(code)
-        reason = self.reason
-        line = cached[1] if cached is not None and cached[0] == reason else _status(code, reason)
+        if code == self.rcode:
+            line = _lines.get(self.status)
+            if line is None:
+                line = _client_status(self.status, code)
+        else:
+            line = status_line(code)   # a plugin changed it
         parts = [line, pool.server_line, pool.clock.date_line]
-        parts += self.hdrs
+        hdrs = self.hdrs
+        if hdrs is None:
+            parts.append(self.kept_headers())
+        else:
+            parts += hdrs
         if code >= 500 or pool.show_status:
             attempt = self.attempt
             parts.append(b"X-APISIX-Upstream-Status: %s%d\r\n"
@@ -449,8 +481,9 @@ class UpConn:
         code = self.code
         parts = self._head()
         if self.head_req or code == 204 or code == 304:
-            if self.clen is not None and code != 204:
-                parts += (b"Content-Length: ", self.clen, CRLF)
+            clen = self.content_length()
+            if clen is not None and code != 204:
+                parts += (b"Content-Length: ", clen, CRLF)
             body = b""
         else:
             chunks = self.body
@@ -471,8 +504,9 @@ class UpConn:
         if not self.sent_head:
             self.sent_head = True
             out = self._head()
-            if self.clen is not None:
-                out += (b"Content-Length: ", self.clen, CRLF)
+            clen = self.content_length()
+            if clen is not None:
+                out += (b"Content-Length: ", clen, CRLF)
             elif self.req.minor == 1:
                 out.append(TE_CHUNKED)
                 self.rechunk = True
@@ -511,7 +545,8 @@ class UpConn:
         Tunnel(client, self, early, rest)
 
     def on_eof(self) -> None:
-        if self.head_done and not self.complete and self.clen is None and not self.chunked:
+        if self.head_done and not self.complete and self.content_length() is None \
+                and _TE.search(self.fields) is None:
             # a body delimited by the connection close: the close is its end
             self.complete = True
             self.keep = False
@@ -583,7 +618,8 @@ class UpConn:
         if client.paused_up is self:
             client.paused_up = None
         self.close()
-        if status == 502 and self.reused and self.hdrs is None and not self.streamed \
+        if status == 502 and self.reused and self.raw is None and not self.head_done \
+                and not self.streamed \
                 and req.method in IDEMPOTENT:
             fresh = UpConn(self.pool, self.node)
             if self.node.tls is not None:

@@ -378,3 +378,22 @@ KILL
 --- response_headers eval
 ["X-RateLimit-Remaining: 1", "X-RateLimit-Remaining: 0", "X-RateLimit-Remaining: 0"]
 --- ignore_error_log
+
+
+
+=== TEST 36: the quota headers replace the upstream's own X-RateLimit-*; its other headers pass
+--- admin
+PUT /apisix/admin/routes/1
+{"uri": "/headers", "plugins": {"limit-count": {"count": 5, "time_window": 60}}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}}
+--- error_code: 200
+
+
+
+=== TEST 37: one X-RateLimit-Limit (ours), X-Custom as the upstream sent it
+--- exec
+curl -s -D - -o /dev/null 'http://127.0.0.1:1984/headers?X-RateLimit-Limit=999&X-Custom=a%20b' | tr -d '\r' | grep -i -E '^(x-ratelimit-limit|x-ratelimit-remaining|x-custom|server):'
+--- response_body
+Server: APISIX/3.18.0
+X-Custom: a b
+X-RateLimit-Limit: 5
+X-RateLimit-Remaining: 4

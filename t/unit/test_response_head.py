@@ -1,0 +1,65 @@
+"""The upstream response head as the client gets it (gateway.worker.upstream) and the
+response-header edits applied to it without ResponseHeaders (gateway.worker.plugin_runner)."""
+
+from __future__ import annotations
+
+from gateway.worker.plugin_runner import _add_blocks, _edit_flat
+from gateway.worker.upstream import _DROP, _client_status, _split_head
+
+NGINX_HEAD = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 24 Nov 2026 05:20:00 GMT\r\n"
+              b"Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n"
+              b"Keep-Alive: timeout=5\r\nX-Accel-Expires: 0\r\nX-A: 1\r\n\r\nhello")
+
+
+def test_split_head_crlf():
+    status, fields, rest = _split_head(NGINX_HEAD)
+    assert status == b"HTTP/1.1 200 OK"
+    assert fields.startswith(b"Server: nginx") and fields.endswith(b"X-A: 1\r\n")
+    assert rest == b"hello"
+
+
+def test_split_head_without_headers_and_bare_lf():
+    assert _split_head(b"HTTP/1.1 204 No Content\r\n\r\n") == (b"HTTP/1.1 204 No Content", b"", b"")
+    assert _split_head(b"HTTP/1.1 200 OK\nX-A: 1\n\nbody") == (b"HTTP/1.1 200 OK", b"X-A: 1\r\n",
+                                                               b"body")
+
+
+def test_dropped_headers():
+    # hop-by-hop, framing and nginx-hidden headers go; the rest stays byte for byte
+    _status, fields, _rest = _split_head(NGINX_HEAD)
+    assert _DROP.sub(b"", fields) == b"Content-Type: text/plain\r\nX-A: 1\r\n"
+    # a name that only starts like a dropped one stays ("te" vs "Tea")
+    assert _DROP.sub(b"", b"Tea: green\r\nTE: trailers\r\nDATE: x\r\n") == b"Tea: green\r\n"
+
+
+def test_client_status_line():
+    assert _client_status(b"HTTP/1.1 200 OK", 200) == b"HTTP/1.1 200 OK\r\n"
+    assert _client_status(b"HTTP/1.0 404 Nope", 404) == b"HTTP/1.1 404 Nope\r\n"
+    assert _client_status(b"HTTP/1.1 201", 201) == b"HTTP/1.1 201 Created\r\n"
+
+
+BLOCK = b"X-RateLimit-Limit: 5\r\nX-RateLimit-Remaining: 4\r\n"
+NAMES = frozenset((b"x-ratelimit-limit", b"x-ratelimit-remaining"))
+
+
+def test_block_appended_when_upstream_lacks_it():
+    assert _add_blocks(b"X-A: 1\r\n", [("block", NAMES, BLOCK)]) == [b"X-A: 1\r\n", BLOCK]
+    assert _add_blocks(b"", [("block", NAMES, BLOCK)]) == [b"", BLOCK]
+    # a header merely ending like one of the names is not it
+    assert _add_blocks(b"X-Old-X-RateLimit-Limit: 1\r\n", [("block", NAMES, BLOCK)]) is not None
+
+
+def test_block_over_an_upstream_header_falls_back():
+    assert _add_blocks(b"x-ratelimit-limit: 9\r\n", [("block", NAMES, BLOCK)]) is None
+    flat = [b"X-RateLimit-Limit", b": ", b"9", b"\r\n", b"X-A", b": ", b"1", b"\r\n"]
+    out = _edit_flat(flat, [("block", NAMES, BLOCK)])
+    assert b"".join(out) == b"X-A: 1\r\n" + BLOCK
+
+
+def test_edit_flat_set_add_remove():
+    flat = [b"X-A", b": ", b"1", b"\r\n", b"X-B", b": ", b"2", b"\r\n"]
+    out = _edit_flat(flat, [("set", "X-A", 3), ("add", "X-C", "c"), ("remove", "X-B", None)])
+    assert b"".join(out) == b"X-A: 3\r\nX-C: c\r\n"
+    # an op on a header an earlier op added: ResponseHeaders does it (None)
+    assert _edit_flat(flat, [("set", "X-C", 1), ("set", "X-C", 2)]) is None
+    assert _edit_flat(flat, [("set", "Ü", 1)]) is None
