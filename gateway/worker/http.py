@@ -252,10 +252,13 @@ class Client:
         if target.error:
             self.respond(req, target.error)
             return
-        node = target.upstream.balancer.pick(req)
+        upstream = target.upstream
+        node = upstream.single
         if node is None:
-            self.respond(req, 502)
-            return
+            node = upstream.balancer.pick(req)
+            if node is None:
+                self.respond(req, 502)
+                return
         self.server.pool.forward(self, req, target, node, req.upstream_request(target, node))
 
     # ------------------------------------------------------------------ answering

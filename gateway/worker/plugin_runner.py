@@ -139,12 +139,14 @@ def _request_side(ctx: PluginCtx) -> None:
         return
     # with a consumer attached, chash `hash_on: consumer` needs the consumer_name variable
     # (the balancers that ignore the request are not given variables built for nothing)
-    balancer = target.upstream.balancer
-    node = balancer.pick(ctx.vars if ctx.consumer is not None
-                         and type(balancer) not in _CTX_FREE else req)
+    node = target.upstream.single
     if node is None:
-        _exit(ctx, 502, None)
-        return
+        balancer = target.upstream.balancer
+        node = balancer.pick(ctx.vars if ctx.consumer is not None
+                             and type(balancer) not in _CTX_FREE else req)
+        if node is None:
+            _exit(ctx, 502, None)
+            return
     if chain.before_proxy:
         done = _phase(ctx, chain.before_proxy, "before_proxy")
         if client.closed or client.active is not ctx.req:

@@ -210,7 +210,7 @@ class Upstream:
 
     __slots__ = ("id", "key", "nodes", "balancer", "scheme", "pass_host", "host_header",
                  "timeout", "pool_size", "pool_idle", "pool_requests", "retries",
-                 "retry_timeout", "health", "error")
+                 "retry_timeout", "health", "error", "single", "tracks")
 
     def __init__(self, key: str, conf: Mapping[str, Any], pool_defaults: tuple[int, float, int],
                  resolver: _Resolver):
@@ -275,6 +275,13 @@ class Upstream:
         self.health = HEALTH_REGISTRY.health(key.split("#", 1)[0], conf.get("checks"),
                                              self.nodes)
         self.balancer: Balancer = make_balancer(conf, self.nodes, request_vars, self.health)
+        balancer_type = type(self.balancer)
+        #: the node every request goes to, when picking is moot (one node, no health
+        #: checks, a balancer that keeps no per-pick state): no pick call per request
+        self.single: Node | None = self.nodes[0] if len(self.nodes) == 1 \
+            and self.health is None and balancer_type in (RoundRobin, ConsistentHash) else None
+        #: the balancer wants to hear of each completed exchange (ewma, least_conn)
+        self.tracks = balancer_type.done is not Balancer.done
 
 
 class Target:

@@ -578,7 +578,8 @@ class UpConn:
         req.sent = 0 if self.head_req else self.nbody
         self.requests += 1
         upstream = target.upstream
-        upstream.balancer.done(self.node, req.up_time)  # ewma latency, least_conn count
+        if upstream.tracks:
+            upstream.balancer.done(self.node, req.up_time)  # ewma latency, least_conn count
         if upstream.health is not None:
             upstream.health.report_http_status(self.node.name, code)  # passive checks
         if req.stream == STREAM_OPEN:
