@@ -5,7 +5,8 @@ messages, the methods a kind refuses, its own validation, what protects a delete
 values are stored (encrypted fields) and shown (private keys removed). The order of checks
 and the answers follow APISIX's `apisix/admin/resource.lua`:
 
-  PUT    check (id rules, forbidden time fields, kind rules) → keep create_time → put
+  PUT    check (id rules, forbidden time fields, kind rules) → put keeping the replaced
+         version's create_time (one etcd txn, see gateway/master/admin_replace.py)
          → 201 created / 200 replaced, ``{"key", "value"}``
   POST   check without id → id from the etcd revision (20 digits) → put → 201
   PATCH  read → merge (or replace at a sub-path) → check → compare-and-swap on the read's
@@ -126,15 +127,11 @@ class Resource:
         conf = req.json()
         ident = self.check_conf(ctx, ident, conf, need_id=True)
         key = self.base(req) + "/" + str(ident if ident is not None else self.key_of(conf))
-        prev = ctx.store.get(key)
-        now = int(time.time())
-        conf["create_time"] = (prev.value or {}).get("create_time", now) \
-            if prev is not None and isinstance(prev.value, dict) else now
-        conf["update_time"] = now
+        conf["create_time"] = conf["update_time"] = int(time.time())
         stored = self.to_storage(ctx, conf)
-        _, rev = ctx.store.put(key, stored, ttl=req.ttl())
+        existed, stored["create_time"], rev = ctx.store.replace(key, stored, ttl=req.ttl())
         ctx.store.settle(rev)
-        return Answer(200 if prev is not None else 201, self.write_body(ctx, key, stored))
+        return Answer(200 if existed else 201, self.write_body(ctx, key, stored))
 
     def post(self, ctx: AdminContext, req: AdminRequest) -> Answer:
         ident, _ = self.ident(req)
@@ -211,7 +208,8 @@ class Resource:
         return body
 
     def write_body(self, ctx: AdminContext, key: str, stored: dict) -> dict:
-        return {"key": ctx.display_key(key), "value": self.to_output(ctx, copy.deepcopy(stored))}
+        """Shows `stored` itself, no copy: every caller has written it already and drops it."""
+        return {"key": ctx.display_key(key), "value": self.to_output(ctx, stored)}
 
 
 _HANDLERS = {"GET": "get", "PUT": "put", "POST": "post", "PATCH": "patch", "DELETE": "delete"}

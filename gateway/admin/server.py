@@ -73,7 +73,8 @@ class AdminApp:
         except Exception:  # noqa: BLE001 - a bug answers 500, never kills the worker
             log.exception("Admin API %s %s failed", method, environ.get("PATH_INFO"))
             answer = Answer(500, {"error_msg": "internal error"})
-        body = encode(answer.body) if method != "HEAD" else b""
+        encoded = encode(answer.body)
+        body = encoded if method != "HEAD" else b""
         own_type = any(h[0].lower() == "content-type" for h in answer.headers)
         headers = ([] if own_type else [("Content-Type", "application/json")]) + [
             ("Server", self.ctx.server_header), ("X-API-VERSION", self.version)]
@@ -81,7 +82,7 @@ class AdminApp:
             headers += _CORS
         headers += answer.headers
         if not any(h[0] == "Content-Length" for h in headers):
-            headers.append(("Content-Length", str(len(encode(answer.body)))))
+            headers.append(("Content-Length", str(len(encoded))))
         start_response("%d %s" % (answer.status, _REASONS.get(answer.status, "")), headers)
         return [body]
 

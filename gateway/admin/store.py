@@ -107,6 +107,13 @@ class Store:
         answer = self.call("put", key=key, value=data, ttl=ttl, mod=mod, absent=absent)
         return answer["succeeded"], answer["rev"]
 
+    def replace(self, key: str, value: dict, ttl: int | None = None) -> tuple[bool, Any, int]:
+        """A PUT: `value` with its `create_time` taken from the version it replaces, if any.
+        (existed, the create_time written, revision)."""
+        data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        answer = self.call("replace", key=key, value=data, ttl=ttl)
+        return answer["existed"], answer["create_time"], answer["rev"]
+
     def delete(self, key: str, children: bool = False) -> tuple[int, int]:
         """(number deleted, revision)."""
         answer = self.call("delete", key=key, children=children)

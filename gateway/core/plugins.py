@@ -54,6 +54,7 @@ from typing import Any
 import jsonschema
 
 from gateway.core.log import log
+from gateway.core.schemas.fastcheck import compile_schema
 from gateway.core.schemas.messages import translate
 from gateway.core.vars import validate_vars
 
@@ -164,7 +165,7 @@ class Plugin:
     __slots__ = ("name", "module", "priority", "version", "type", "scope", "blocking",
                  "schema", "consumer_schema", "metadata_schema", "encrypt_fields",
                  "phases", "check_hook", "prepare", "path", "_validators", "blocking_hook",
-                 "wants_metadata")
+                 "wants_metadata", "_quick")
 
     def __init__(self, name: str, module: ModuleType, path: str):
         self.name = name
@@ -201,6 +202,9 @@ class Plugin:
         self._validators["metadata"] = _validator(
             self.metadata_schema if self.metadata_schema is not None
             else EMPTY_METADATA_SCHEMA, name, path, "METADATA_SCHEMA")
+        #: quick yes/no checks of the same schemas (jsonschema then only explains a "no")
+        self._quick = {kind: compile_schema(v.schema, _FORMATS)
+                       for kind, v in self._validators.items()}
         self.phases: dict[str, Any] = {}
         for phase in PHASES:
             fn = getattr(module, phase, None)
@@ -240,10 +244,12 @@ class Plugin:
     def check(self, conf: dict[str, Any], schema_type: str = "schema") -> str | None:
         """None when ``conf`` conforms (its defaults are then filled in, in place), else
         the APISIX wording of the first problem (``property "key" is required``)."""
-        validator = self._validators.get(schema_type, self._validators["schema"])
-        error = next(iter(validator.iter_errors(conf)), None)
-        if error is not None:
-            return translate(error)
+        kind = schema_type if schema_type in self._validators else "schema"
+        quick = self._quick[kind]
+        if quick is None or not quick(conf):
+            error = next(iter(self._validators[kind].iter_errors(conf)), None)
+            if error is not None:
+                return translate(error)
         fill_defaults(self.schema_for(schema_type), conf)
         hook = self.check_hook
         if hook is not None:

@@ -26,6 +26,7 @@ import zmq
 
 from gateway.core import plane
 from gateway.core.log import log
+from gateway.master.admin_replace import Known, replace
 from gateway.master.etcd_client import (
     EtcdClient,
     EtcdError,
@@ -55,6 +56,7 @@ class StoreOps:
         self.conf = conf
         self.prefix = normalize_prefix(conf["deployment"]["etcd"]["prefix"])
         self._local = threading.local()
+        self._known = Known()
 
     def client(self) -> EtcdClient:
         client = getattr(self._local, "client", None)
@@ -96,6 +98,12 @@ class StoreOps:
             compare.append(cmp_create_revision(key, 0))
         reply = client.txn(compare, [op_put(key, req["value"], lease)])
         return {"rev": header_revision(reply), "succeeded": bool(reply.get("succeeded"))}
+
+    def op_replace(self, req: dict) -> dict:
+        """A PUT that keeps the replaced version's `create_time` (see admin_replace.py)."""
+        client = self.client()
+        lease = client.lease_grant(int(req["ttl"])) if req.get("ttl") else 0
+        return replace(client, self._known, self.etcd_key(req["key"]), req["value"], lease)
 
     def op_delete(self, req: dict) -> dict:
         """Delete a key and, with `children`, every key under `key + "/"` in one txn

@@ -3,7 +3,9 @@
 Why not gRPC: the master forks workers while its threads run, and gRPC is not fork-safe; the
 measured Python gRPC clients also spin CPU or lock themselves out while etcd is down (see
 DESIGN.md, "Decisions already measured"). APISIX itself talks to this gateway too. Keys and
-values travel base64-encoded; revisions travel as decimal strings.
+values travel base64-encoded; revisions travel as decimal strings. Unary calls go through a
+lean keep-alive transport (etcd_http.py: they are per Admin API write), the watch stream
+through `requests`.
 
 What the callers get:
   - typed errors: `EtcdUnavailable` (no endpoint answered), `EtcdCompacted` (the revision asked
@@ -34,6 +36,8 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from gateway.master.etcd_http import Reply, Transport, TransportError
 
 #: connect timeout cap (seconds): a black-holed endpoint must not stall failover for `timeout`
 CONNECT_TIMEOUT = 5.0
@@ -211,6 +215,12 @@ class EtcdClient:
         self.session.verify = (ca_file or True) if tls.get("verify", True) else False
         if tls.get("sni"):
             self.session.mount("https://", _SniAdapter(str(tls["sni"])))
+        # unary calls (one or two per Admin API write) skip requests' per-call machinery
+        self.transport = Transport(
+            min(self.timeout, CONNECT_TIMEOUT), self.timeout,
+            verify=bool(tls.get("verify", True)), ca_file=ca_file,
+            cert=tls.get("cert") or None, key=tls.get("key") or None,
+            sni=str(tls["sni"]) if tls.get("sni") else None)
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any]) -> EtcdClient:
@@ -225,6 +235,7 @@ class EtcdClient:
 
     def close(self) -> None:
         self.session.close()
+        self.transport.close()
 
     # ------------------------------------------------------------------ transport
     def _order(self) -> list[str]:
@@ -249,35 +260,42 @@ class EtcdClient:
         return {"Authorization": self._token} if self._token else {}
 
     def _authenticate(self, host: str) -> None:
-        resp = self.session.post(host + "/v3/auth/authenticate",
-                                 json={"name": self._user, "password": self._password},
-                                 timeout=(min(self.timeout, CONNECT_TIMEOUT), self.timeout))
+        resp = self.transport.post(host, "/v3/auth/authenticate",
+                                   _json_bytes({"name": self._user, "password": self._password}),
+                                   {})
         if resp.status_code != 200:
             raise EtcdError("etcd authentication as %r failed: %s"
                             % (self._user, _error_text(resp)))
         self._token = resp.json().get("token")
 
+    def _post(self, host: str, path: str, body: Mapping[str, Any] | bytes,
+              stream: bool) -> requests.Response | Reply:
+        """One POST: the watch stream through requests, unary calls through the transport."""
+        if stream:
+            return self.session.post(host + path, json=body, stream=True,
+                                     headers=self._headers(),
+                                     timeout=(min(self.timeout, CONNECT_TIMEOUT),
+                                              self.watch_timeout))
+        return self.transport.post(host, path, body, self._headers())
+
     def _request(self, path: str, body: Mapping[str, Any], stream: bool = False,
-                 host: str | None = None) -> requests.Response:
+                 host: str | None = None) -> requests.Response | Reply:
         """POST `body` to `path` on the first endpoint that answers; raise typed errors."""
         problems = []
-        read_timeout = self.watch_timeout if stream else self.timeout
+        data = body if stream else _json_bytes(body)
         for candidate in [host] if host else self._order():
             try:
                 if self._user and self._token is None:
                     self._authenticate(candidate)
                 for attempt in (1, 2):
-                    resp = self.session.post(candidate + path, json=body, stream=stream,
-                                             headers=self._headers(),
-                                             timeout=(min(self.timeout, CONNECT_TIMEOUT),
-                                                      read_timeout))
+                    resp = self._post(candidate, path, data, stream)
                     if attempt == 1 and self._user and _is_auth_error(resp):
                         resp.close()
                         self._token = None
                         self._authenticate(candidate)
                         continue
                     break
-            except requests.RequestException as exc:
+            except (requests.RequestException, TransportError) as exc:
                 self._mark(candidate, False)
                 problems.append("%s: %s" % (safe_endpoint(candidate), _short(exc)))
                 continue
@@ -462,21 +480,25 @@ def op_range(key: str) -> dict:
     return {"request_range": {"key": b64(key)}}
 
 
+def _json_bytes(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 # ---------------------------------------------------------------------- error text
-def _grpc_code(resp: requests.Response) -> int:
+def _grpc_code(resp: requests.Response | Reply) -> int:
     try:
         return int(resp.json().get("code") or 0)
     except (ValueError, AttributeError, TypeError):
         return 0
 
 
-def _is_auth_error(resp: requests.Response) -> bool:
+def _is_auth_error(resp: requests.Response | Reply) -> bool:
     if resp.status_code == 401:
         return True
     return resp.status_code != 200 and _grpc_code(resp) == _UNAUTHENTICATED
 
 
-def _error_text(resp: requests.Response) -> str:
+def _error_text(resp: requests.Response | Reply) -> str:
     try:
         body = resp.json()
         return str(body.get("error") or body.get("message") or body)

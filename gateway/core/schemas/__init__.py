@@ -19,6 +19,7 @@ import jsonschema
 
 from gateway.core.conditions import compile_remote_addrs, validate_filter_func
 from gateway.core.schemas import http, objects
+from gateway.core.schemas.fastcheck import compile_schema
 from gateway.core.schemas.common import ID, LABELS, TIMEOUT  # noqa: F401  (re-exported)
 from gateway.core.schemas.messages import quote, translate
 from gateway.core.vars import validate_vars
@@ -55,6 +56,9 @@ def _validator(schema: dict[str, Any]) -> jsonschema.Draft7Validator:
 _validators = {kind: _validator(schema) for kind, schema in SCHEMAS.items()}
 _secret_validators = {name: _validator(schema)
                       for name, schema in objects.SECRET_MANAGERS.items()}
+#: quick yes/no checks of the same schemas (jsonschema then only explains a "no")
+_quick = {id(v): compile_schema(v.schema, _FORMATS)
+          for v in [*_validators.values(), *_secret_validators.values()]}
 
 INVALID = "invalid configuration: "
 
@@ -66,6 +70,9 @@ def schema_error(kind: str, obj: Any, manager: str | None = None) -> str | None:
         manager = manager or _secret_manager(obj)
         validator = _secret_validators.get(manager or "", validator)
     if validator is None:
+        return None
+    quick = _quick.get(id(validator))
+    if quick is not None and quick(obj):
         return None
     error = next(iter(validator.iter_errors(obj)), None)
     return None if error is None else translate(error)
