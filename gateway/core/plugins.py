@@ -94,6 +94,7 @@ META_SCHEMA: dict[str, Any] = {
 EMPTY_METADATA_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 _FORMATS = jsonschema.Draft7Validator.FORMAT_CHECKER
+_NOT_YET = object()
 
 
 class PluginError(Exception):
@@ -202,9 +203,9 @@ class Plugin:
         self._validators["metadata"] = _validator(
             self.metadata_schema if self.metadata_schema is not None
             else EMPTY_METADATA_SCHEMA, name, path, "METADATA_SCHEMA")
-        #: quick yes/no checks of the same schemas (jsonschema then only explains a "no")
-        self._quick = {kind: compile_schema(v.schema, _FORMATS)
-                       for kind, v in self._validators.items()}
+        #: quick yes/no checks of the same schemas (jsonschema then only explains a "no"),
+        #: compiled at first use (all of them up front: ~1 s at start, MBs per process)
+        self._quick: dict[str, Any] = {}
         self.phases: dict[str, Any] = {}
         for phase in PHASES:
             fn = getattr(module, phase, None)
@@ -245,7 +246,10 @@ class Plugin:
         """None when ``conf`` conforms (its defaults are then filled in, in place), else
         the APISIX wording of the first problem (``property "key" is required``)."""
         kind = schema_type if schema_type in self._validators else "schema"
-        quick = self._quick[kind]
+        quick = self._quick.get(kind, _NOT_YET)
+        if quick is _NOT_YET:
+            quick = self._quick[kind] = compile_schema(self._validators[kind].schema,
+                                                       _FORMATS)
         if quick is None or not quick(conf):
             error = next(iter(self._validators[kind].iter_errors(conf)), None)
             if error is not None:

@@ -37,7 +37,7 @@ from setproctitle import setproctitle
 from gateway import config
 from gateway.config import ConfigError
 from gateway.core import log as logmod
-from gateway.core import memory
+from gateway.core import memory, schemas
 from gateway.core import shdict
 from gateway.core.log import NOTICE, log
 from gateway.master import listeners
@@ -120,6 +120,7 @@ class Master(Arbiter):
             signal.siginterrupt(sig, False)
 
     def start_config_plane(self) -> None:
+        schemas.without_quick_checks()
         self.fanout = Fanout(self.snapshot, self.app.prefix, self.pid)
         self.fanout.on_ready = self.worker_ready
         self.fanout.start()

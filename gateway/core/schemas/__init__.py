@@ -17,10 +17,11 @@ from typing import Any
 
 import jsonschema
 
+from gateway.core import memory
 from gateway.core.conditions import compile_remote_addrs, validate_filter_func
 from gateway.core.schemas import http, objects
-from gateway.core.schemas.fastcheck import compile_schema
 from gateway.core.schemas.common import ID, LABELS, TIMEOUT  # noqa: F401  (re-exported)
+from gateway.core.schemas.fastcheck import compile_schema
 from gateway.core.schemas.messages import quote, translate
 from gateway.core.vars import validate_vars
 
@@ -56,9 +57,35 @@ def _validator(schema: dict[str, Any]) -> jsonschema.Draft7Validator:
 _validators = {kind: _validator(schema) for kind, schema in SCHEMAS.items()}
 _secret_validators = {name: _validator(schema)
                       for name, schema in objects.SECRET_MANAGERS.items()}
-#: quick yes/no checks of the same schemas (jsonschema then only explains a "no")
-_quick = {id(v): compile_schema(v.schema, _FORMATS)
-          for v in [*_validators.values(), *_secret_validators.values()]}
+#: quick yes/no checks of the same schemas (jsonschema then only explains a "no"), compiled
+#: at a schema's first use: compiling them all costs ~1 s at start and MBs in every process
+_quick: dict[int, Any] = {}
+
+
+_use_quick = [True]
+
+
+def without_quick_checks() -> None:
+    """This process validates with jsonschema alone: the master, whose config sources
+    check each object once. Compiling the route schema there would cost ~18 MB at once and
+    leave ~5 MB behind in every worker forked after it; the quick checks pay off where
+    Admin writes are answered (the workers)."""
+    _use_quick[0] = False
+    _quick.clear()
+
+
+def quick_check(validator: jsonschema.Draft7Validator) -> Any:
+    """The compiled quick check of one of this module's validators (None: not compilable,
+    or this process does without)."""
+    key = id(validator)     # (the validators above live as long as the process)
+    try:
+        return _quick[key]
+    except KeyError:
+        if not _use_quick[0]:
+            return None
+        quick = _quick[key] = compile_schema(validator.schema, _FORMATS)
+        memory.release()    # compiling the route schema peaks ~18 MB above what it keeps
+        return quick
 
 INVALID = "invalid configuration: "
 
@@ -71,7 +98,7 @@ def schema_error(kind: str, obj: Any, manager: str | None = None) -> str | None:
         validator = _secret_validators.get(manager or "", validator)
     if validator is None:
         return None
-    quick = _quick.get(id(validator))
+    quick = quick_check(validator)
     if quick is not None and quick(obj):
         return None
     error = next(iter(validator.iter_errors(obj)), None)
