@@ -38,7 +38,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 from gateway.core.log import log
 from gateway.worker import plugin_runner
 from gateway.worker.request import STREAM_OPEN, STREAM_WANTED, XFH, Reject, Request
-from gateway.worker.response import CRLF, HEAD, NOT_FOUND_ROUTE, access_line
+from gateway.worker.response import CRLF, HEAD, NOT_FOUND_ROUTE, access_entry
 from gateway.worker.tunnel import Tunnel
 
 if TYPE_CHECKING:
@@ -313,7 +313,7 @@ class Client:
 
     def log_access(self, req: Request, status: int, now: float) -> None:
         try:
-            self.server.access_log.write(access_line(self, req, status, now))
+            self.server.access_log.write(access_entry(self, req, status, now))
         except Exception:  # noqa: BLE001 - a log line must never break a connection
             log.exception("cannot write the access log line")
 

@@ -232,26 +232,40 @@ def _remote_user(auth: bytes | None) -> bytes:
     return _esc(user)
 
 
-def access_line(client: Any, req: Any, status: int, now: float) -> bytes:
+#: a proxied request's line without Referer and Authorization
+_LINE = b'%s - - [%s] %s "%s %s HTTP/1.%d" %d %d %.3f "-" "%s" %s %d %.3f "http://%s%s"\n'
+
+
+def access_entry(client: Any, req: Any, status: int, now: float) -> Any:
     """APISIX's default access-log format (the ``main`` format of its nginx.conf):
 
     ``$remote_addr - $remote_user [$time_local] $http_host "$request" $status
     $body_bytes_sent $request_time "$http_referer" "$http_user_agent" $upstream_addr
     $upstream_status $upstream_response_time "$upstream_scheme://$upstream_host$upstream_uri"``
 
-    The common case (printable client-supplied values, no Basic auth, a proxied request)
-    is one format operation; anything else takes :func:`_access_line_slow`.
+    The common case (a proxied request, no Referer or Authorization) is the tuple of its
+    values, made a line by :func:`render_access` when the log flushes; anything else is the
+    line itself (:func:`_access_line_slow`).
     """
-    host = req.host_hdr or b"-"
-    url = req.url or b"-"
-    ua = req.ua or b"-"
-    if req.rare or req.up_addr is None or not req.up_status \
-            or b"".join((host, url, ua)).translate(None, _PRINTABLE):
+    if req.rare or req.up_addr is None or not req.up_status:
         return _access_line_slow(client, req, status, now)
-    return b'%s - - [%s] %s "%s %s HTTP/1.%d" %d %d %.3f "-" "%s" %s %d %.3f "http://%s%s"\n' % (
-        client.remote, client.server.clock.time_local, host, req.method, url, req.minor,
-        status, req.sent, now - req.t_start, ua, req.up_addr, req.up_status, req.up_time,
-        req.up_host, url)
+    return (client.remote, client.server.clock.time_local, req.host_hdr or b"-", req.method,
+            req.url or b"-", req.minor, status, req.sent, now - req.t_start, req.ua or b"-",
+            req.up_addr, req.up_status, req.up_time, req.up_host)
+
+
+def render_access(entry: Any) -> bytes:
+    """The line of an :func:`access_entry`: one format operation when the client-supplied
+    values are printable, nginx's escaping otherwise."""
+    if entry.__class__ is bytes:
+        return entry
+    (remote, time_local, host, method, url, minor, status, sent, took, ua, up_addr, up_status,
+     up_time, up_host) = entry
+    if not b"".join((host, url, ua)).translate(None, _PRINTABLE):
+        return _LINE % (remote, time_local, host, method, url, minor, status, sent, took, ua,
+                        up_addr, up_status, up_time, up_host, url)
+    return _LINE % (remote, time_local, _esc(host), method, _esc(url), minor, status, sent, took,
+                    _esc(ua), up_addr, up_status, up_time, _esc(up_host), _esc(url))
 
 
 def _access_line_slow(client: Any, req: Any, status: int, now: float) -> bytes:

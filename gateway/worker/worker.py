@@ -33,6 +33,7 @@ from gateway.worker.server import HttpServer
 from gateway.worker.subscriber import Subscriber
 from gateway.worker import healthcheck, metrics
 from gateway.worker.resolver import DNS
+from gateway.worker.response import render_access
 from gateway.worker.table import Table
 
 #: how long a booting worker waits for the master's config snapshot
@@ -86,7 +87,7 @@ class GatewayWorker(Worker):
         path = config.resolve_path(self.app.prefix, http["access_log"]) \
             if http.get("enable_access_log") else None
         try:
-            self.access_log = AccessLog(path)
+            self.access_log = AccessLog(path, render=render_access)
         except OSError as exc:
             raise RuntimeError("cannot open the access log %s: %s" % (path, exc.strerror)) from None
         admin_address, control_address = config.admin_address(conf), config.control_address(conf)
