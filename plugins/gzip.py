@@ -90,12 +90,8 @@ def header_filter(conf: _Gzip, ctx: Any) -> None:
         return
     if conf.types is not None and ctype.split(";", 1)[0].strip().lower() not in conf.types:
         return
-    # the upstream's Content-Length is kept by its connection, not among the headers
-    up = ctx.client.up
-    clen = up.content_length() if up is not None else headers.get("content-length")
-    if isinstance(clen, bytes):
-        clen = clen.decode("latin-1")
-    if clen is not None and clen.strip().isdigit() and int(clen) < conf.min_length:
+    length = ctx.response_length()
+    if length is not None and length < conf.min_length:
         return
     headers.remove("Content-Length")
     headers.set("Content-Encoding", "gzip")

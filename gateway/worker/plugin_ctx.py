@@ -39,6 +39,7 @@ The response::
                                      (header_filter may change it)
     ctx.response_headers             in header_filter: ResponseHeaders (get/set/add/remove/
                                      items), the headers about to be sent
+    ctx.response_length()            in header_filter: the body length when known, else None
 
 Per-request state::
 
@@ -451,6 +452,19 @@ class PluginCtx:
                         headers.set(bname, bvalue)
                 else:
                     getattr(headers, op)(name, value)
+
+    def response_length(self) -> int | None:
+        """In header_filter: the body's length when known. An upstream's Content-Length is
+        kept by its connection (the gateway frames the body), not among the headers; a
+        plugin's own response has it in the headers."""
+        up = self.client.up
+        if up is not None:
+            clen = up.content_length()
+            clen = clen.decode("latin-1") if clen is not None else None
+        else:
+            headers = self.response_headers
+            clen = headers.get("content-length") if headers is not None else None
+        return int(clen) if clen is not None and clen.strip().isdigit() else None
 
     @property
     def has_response_edits(self) -> bool:
