@@ -87,6 +87,12 @@ _TE = re.compile(rb"^transfer-encoding[ \t]*:", re.IGNORECASE | re.MULTILINE)
 _CONN_CLOSE = re.compile(rb"^connection[ \t]*:[^\n]*close", re.IGNORECASE | re.MULTILINE)
 #: ``UpConn.clen`` before the head was searched for a Content-Length
 _UNSET = b""
+#: what :meth:`UpConn._simple` takes without llhttp: an HTTP/1.1 status line with a final
+#: status and header lines of token names and field-value characters (no CR, LF or NUL)
+_SIMPLE_STATUS = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9])(?: [\t -~\x80-\xff]*)?")
+_SIMPLE_FIELDS = re.compile(rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t -~\x80-\xff]*\r\n)*")
+#: a simple status line -> its code (None: not simple)
+_simple_codes: dict[bytes, int | None] = {}
 
 
 def _split_head(raw: bytes) -> tuple[bytes, bytes, bytes]:
@@ -146,6 +152,7 @@ class UpConn:
                  "oq", "streamed", "attempt",
                  # response framing
                  "raw", "code", "rcode", "status", "fields", "last_fields", "last_kept",
+                 "simple_fields", "simple_clen", "simple_keep",
                  "hdrs", "body", "nbody", "clen", "head_done", "sent_head", "complete",
                  "keep", "head_req", "interim", "rechunk", "client_keep", "upgrade")
 
@@ -177,6 +184,9 @@ class UpConn:
         self.hdrs = None
         self.last_fields = None
         self.last_kept = b""
+        self.simple_fields = None
+        self.simple_clen = 0
+        self.simple_keep = False
         self.parser = HttpResponseParser(self)
         sock = socket.socket(node.family, socket.SOCK_STREAM)
         self.sock = sock
@@ -344,7 +354,12 @@ class UpConn:
                 # the head's bytes, taken as they are by on_headers_complete (no callback
                 # per header: the client gets the upstream's header lines filtered)
                 raw = self.raw
-                self.raw = data if raw is None else raw + data
+                if raw is None:
+                    if not self.head_req and self._simple(data, client):
+                        return
+                    self.raw = data
+                else:
+                    self.raw = raw + data
             if not data:
                 if data is None:
                     self.fail(502, ("recv() failed (%d: %s) while reading response header "
@@ -383,6 +398,56 @@ class UpConn:
                 self.done()
         except Exception:  # noqa: BLE001
             self.crashed()
+
+    def _simple(self, data: bytes, client: Any) -> bool:
+        """The usual response, whole in its first read: an HTTP/1.1 final status, one
+        Content-Length and exactly that many body bytes, no Transfer-Encoding. Framed
+        here without llhttp's callbacks (True); anything else is left to llhttp (False,
+        nothing consumed). A connection's heads repeat (the Date changes once a second):
+        a header block seen before is not checked again."""
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        first = data.find(b"\r\n")
+        status = data[:first]
+        code = _simple_codes.get(status, 0)
+        if code == 0:
+            found = _SIMPLE_STATUS.fullmatch(status)
+            code = int(found.group(1)) if found is not None else None
+            if code == 204 or code == 304:
+                code = None
+            if len(_simple_codes) < 256:
+                _simple_codes[status] = code
+        if code is None:
+            return False
+        fields = data[first + 2:end + 2]
+        if fields != self.simple_fields:
+            if _SIMPLE_FIELDS.fullmatch(fields) is None or _TE.search(fields) is not None:
+                return False
+            lengths = _CL.findall(fields)
+            if len(lengths) != 1:
+                return False
+            self.simple_fields = fields
+            self.simple_clen = int(lengths[0])
+            self.simple_keep = _CONN_CLOSE.search(fields) is None
+        if len(data) - end - 4 != self.simple_clen:
+            return False   # more to come (or more than announced): llhttp's case
+        self.code = self.rcode = code
+        self.status = status
+        self.fields = fields
+        self.clen = _UNSET
+        self.hdrs = None
+        self.body = [data[end + 4:]]
+        self.nbody = self.simple_clen
+        self.rechunk = False
+        self.keep = self.simple_keep
+        self.head_done = self.complete = True
+        if self.req.stream == STREAM_OPEN:
+            self.client_keep = False
+        client.write(self._whole())
+        if self.client is not None:   # (None: the client went away while we wrote)
+            self.done()
+        return True
 
     def on_message_begin(self) -> None:
         self.hdrs = None
