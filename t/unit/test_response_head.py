@@ -4,7 +4,7 @@ response-header edits applied to it without ResponseHeaders (gateway.worker.plug
 from __future__ import annotations
 
 from gateway.worker.plugin_runner import _add_blocks, _edit_flat
-from gateway.worker.upstream import _DROP, _client_status, _split_head
+from gateway.worker.upstream import _DROP, _SIMPLE_FIELDS, _SIMPLE_STATUS, _client_status, _split_head
 
 NGINX_HEAD = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 24 Nov 2026 05:20:00 GMT\r\n"
               b"Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n"
@@ -63,3 +63,22 @@ def test_edit_flat_set_add_remove():
     # an op on a header an earlier op added: ResponseHeaders does it (None)
     assert _edit_flat(flat, [("set", "X-C", 1), ("set", "X-C", 2)]) is None
     assert _edit_flat(flat, [("set", "Ü", 1)]) is None
+
+
+def test_simple_status_lines():
+    # framed without llhttp: HTTP/1.1 and a final status, reason optional
+    assert _SIMPLE_STATUS.fullmatch(b"HTTP/1.1 200 OK")
+    assert _SIMPLE_STATUS.fullmatch(b"HTTP/1.1 404")
+    assert _SIMPLE_STATUS.fullmatch(b"HTTP/1.1 503 Service \xfcnavailable")
+    for line in (b"HTTP/1.0 200 OK", b"HTTP/1.1 101 Switching Protocols", b"HTTP/1.1 2OO OK",
+                 b"HTTP/1.1 200 OK\x00", b"HTTP/1.1 200\rOK", b"HTTP/1.1  200 OK",
+                 b"HTTP/1.1 600 Odd"):
+        assert _SIMPLE_STATUS.fullmatch(line) is None, line
+
+
+def test_simple_header_blocks():
+    assert _SIMPLE_FIELDS.fullmatch(b"")
+    assert _SIMPLE_FIELDS.fullmatch(b"Content-Type: text/plain\r\nX-A:\r\nX-B: caf\xe9\t\r\n")
+    for block in (b"Bad Name: x\r\n", b"X-A: 1\n", b"X-A: 1\rX-B: 2\r\n", b"X-A: \x00\r\n",
+                  b": empty name\r\n", b" X-A: folded\r\n", b"X-A: 1\r\n\r\n"):
+        assert _SIMPLE_FIELDS.fullmatch(block) is None, block
