@@ -69,7 +69,7 @@ def test_long_keys_and_update() -> None:
 
 
 def test_full_table_evicts_the_soonest_expiring() -> None:
-    d = SharedDict("t", 64 + 8 * shdict.SLOT_SIZE)   # 8 slots
+    d = SharedDict("t", shdict.HEAD_SIZE + 8 * shdict.SLOT_SIZE)   # 8 slots
     assert d.nslots == 8
     for i in range(8):
         d.set("k%d" % i, i, ttl=100 + i)
@@ -81,7 +81,7 @@ def test_full_table_evicts_the_soonest_expiring() -> None:
 
 
 def test_deleted_and_expired_slots_are_reused() -> None:
-    d = SharedDict("t", 64 + 8 * shdict.SLOT_SIZE)
+    d = SharedDict("t", shdict.HEAD_SIZE + 8 * shdict.SLOT_SIZE)
     for i in range(8):
         d.set("k%d" % i, i, ttl=0.05 if i % 2 else 0)
     d.delete("k0")
