@@ -283,8 +283,9 @@ class Client:
             now = server.now()
         if server.access_log is not None:
             self.log_access(req, status, now)
-        if req.pctx is not None:
-            plugin_runner.log_phase(req.pctx, status)
+        pctx = req.pctx
+        if pctx is not None and pctx.chain.log:
+            plugin_runner.log_phase(pctx, status)
         self.active = None
         self.t_mark = now
         if self.closed:

@@ -520,7 +520,8 @@ class UpConn:
 
     def _head(self) -> list[bytes]:
         pool = self.pool
-        if self.req.pctx is not None:
+        pctx = self.req.pctx
+        if pctx is not None and (pctx.chain.response or pctx._resp_ops):  # noqa: SLF001
             plugin_runner.response_head(self)  # plugins' header_filter: code, hdrs, clen
         code = self.code
         if code == self.rcode:
