@@ -316,7 +316,7 @@ class Router:
     """
 
     __slots__ = ("host_exact", "host_wild", "plain", "has_hosts", "strip_tail_slash",
-                 "has_checks", "make_vars", "mode")
+                 "has_checks", "make_vars", "mode", "match_host")
 
     def __init__(self, routes: Iterable[Route], mode: str = "radixtree_host_uri",
                  delete_uri_tail_slash: bool = False,
@@ -367,6 +367,13 @@ class Router:
             bucket.finish(pause)
         self.plain.finish(pause)
         self.has_hosts = bool(self.host_exact or self.host_wild)
+        #: match() with the Host already lower-cased and without port (the data path
+        #: computes it once per request for X-Forwarded-Host and the log as well); for the
+        #: usual table (no host routes, conditions or tail-slash stripping) the path
+        #: table's own match: one call less per request
+        self.match_host: Callable[[bytes, bytes, bytes, Any], Route | None] = \
+            self._match_host if self.strip_tail_slash or self.has_checks or self.has_hosts \
+            else self.plain.match
 
     @classmethod
     def build(cls, confs: Iterable[Mapping[str, Any]], mode: str = "radixtree_host_uri",
@@ -386,10 +393,8 @@ class Router:
         ``env`` what ``make_vars`` needs for conditions (or a RequestVars)."""
         return self.match_host(method, strip_port(host) if host else b"", path, env)
 
-    def match_host(self, method: bytes, h: bytes, path: bytes,
-                   env: Any = None) -> Route | None:
-        """:meth:`match` with the host already lower-cased and without port (the data path
-        computes it once per request for X-Forwarded-Host and the log as well)."""
+    def _match_host(self, method: bytes, h: bytes, path: bytes, env: Any) -> Route | None:
+        """``match_host`` of a table with host routes, conditions or tail-slash stripping."""
         if self.strip_tail_slash and len(path) > 1 and path[-1:] == b"/":
             path = path[:-1]
         if self.has_checks and env is not None and not isinstance(env, RequestVars):

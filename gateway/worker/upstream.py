@@ -437,14 +437,28 @@ class UpConn:
         self.fields = fields
         self.clen = _UNSET
         self.hdrs = None
-        self.body = [data[end + 4:]]
         self.nbody = self.simple_clen
         self.rechunk = False
         self.keep = self.simple_keep
         self.head_done = self.complete = True
-        if self.req.stream == STREAM_OPEN:
+        req = self.req
+        if req.stream == STREAM_OPEN:
             self.client_keep = False
-        client.write(self._whole())
+        pool = self.pool
+        if req.pctx is None and code < 500 and not pool.show_status:
+            # what _whole and _head make of it, in one join (no plugin, no status header)
+            line = _lines.get(status)
+            if line is None:
+                line = _client_status(status, code)
+            body = data[end + 4:]
+            client.write(b"".join((
+                line, pool.server_line, pool.clock.date_line,
+                self.last_kept if fields == self.last_fields else self.kept_headers(),
+                content_length(len(body)), CONN_KEEP if self.client_keep else CONN_CLOSE,
+                CRLF, body)))
+        else:
+            self.body = [data[end + 4:]]
+            client.write(self._whole())
         if self.client is not None:   # (None: the client went away while we wrote)
             self.done()
         return True
