@@ -38,7 +38,7 @@ from gateway.worker.request import STREAM_OPEN
 from gateway.worker.response import COLSP, CRLF, NOT_FOUND_ROUTE
 
 __all__ = ["start", "response_head", "response_body", "response_pieces", "log_phase",
-           "merge_consumer", "Parked", "PARKED"]
+           "merge_consumer", "add_blocks", "Parked", "PARKED"]
 
 #: balancers whose pick never reads the request
 _CTX_FREE = frozenset((RoundRobin, Ewma, LeastConn))
@@ -275,7 +275,7 @@ def response_head(up: Any) -> None:
         # only pending edits (limit-count's X-RateLimit-*...), no filter to see the
         # headers: applied to the header bytes, without a ResponseHeaders round trip
         kept = up.kept_headers()
-        flat = _add_blocks(kept, ops) if len(ops) == 1 else None
+        flat = add_blocks(kept, ops) if len(ops) == 1 else None
         if flat is None:
             flat = _edit_flat(up.headers_flat(), ops)
         if flat is not None:
@@ -293,7 +293,7 @@ def response_head(up: Any) -> None:
         up.clen = None   # the body may change size: re-chunked
 
 
-def _add_blocks(kept: bytes, ops: list[tuple[str, Any, Any]]) -> list[bytes] | None:
+def add_blocks(kept: bytes, ops: list[tuple[str, Any, Any]]) -> list[bytes] | None:
     """The one-block case (limit-count's quota headers): the kept header bytes and the
     block, when the upstream sent none of the block's headers; else None."""
     op, names, block = ops[0]

@@ -445,20 +445,34 @@ class UpConn:
         if req.stream == STREAM_OPEN:
             self.client_keep = False
         pool = self.pool
-        if req.pctx is None and code < 500 and not pool.show_status:
-            # what _whole and _head make of it, in one join (no plugin, no status header)
-            line = _lines.get(status)
-            if line is None:
-                line = _client_status(status, code)
-            body = data[end + 4:]
-            client.write(b"".join((
-                line, pool.server_line, pool.clock.date_line,
-                self.last_kept if fields == self.last_fields else self.kept_headers(),
-                content_length(len(body)), CONN_KEEP if self.client_keep else CONN_CLOSE,
-                CRLF, body)))
-        else:
+        pctx = req.pctx
+        out = None
+        if code < 500 and not pool.show_status and (pctx is None or not pctx.chain.response):
+            # what _whole and _head make of it, in one join: no response plugin, no status
+            # header, at most one pending header block (limit-count's quota headers)
+            kept = self.last_kept if fields == self.last_fields else self.kept_headers()
+            block = b""
+            ops = pctx._resp_ops if pctx is not None else None  # noqa: SLF001
+            if ops:
+                flat = plugin_runner.add_blocks(kept, ops) if len(ops) == 1 else None
+                if flat is None:
+                    block = None
+                else:
+                    block = flat[1]
+                    pctx._resp_ops = None  # noqa: SLF001
+                    pctx.status = code
+            if block is not None:
+                line = _lines.get(status)
+                if line is None:
+                    line = _client_status(status, code)
+                body = data[end + 4:]
+                out = b"".join((line, pool.server_line, pool.clock.date_line, kept, block,
+                                content_length(len(body)),
+                                CONN_KEEP if self.client_keep else CONN_CLOSE, CRLF, body))
+        if out is None:
             self.body = [data[end + 4:]]
-            client.write(self._whole())
+            out = self._whole()
+        client.write(out)
         if self.client is not None:   # (None: the client went away while we wrote)
             self.done()
         return True
