@@ -100,11 +100,11 @@ plugin-limit-count:v1:g1:bob
 
 
 
-=== TEST 9: sliding window over Redis
+=== TEST 9: sliding window over Redis (an hour: the windows are aligned to the clock)
 --- admin
 DELETE /apisix/admin/routes/2
 PUT /apisix/admin/routes/1
-{"uri": "/hello", "plugins": {"limit-count": {"count": 2, "time_window": 60, "window_type": "sliding", "policy": "redis", "redis_host": "127.0.0.1", "redis_port": ${{env GATEWAY_TEST_REDIS_PORT}}}}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}}
+{"uri": "/hello", "plugins": {"limit-count": {"count": 2, "time_window": 3600, "window_type": "sliding", "policy": "redis", "redis_host": "127.0.0.1", "redis_port": ${{env GATEWAY_TEST_REDIS_PORT}}}}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}}
 --- error_code eval
 [200, 200]
 
@@ -182,7 +182,7 @@ PUT /apisix/admin/routes/1
 === TEST 17: redis-cluster with the sliding window
 --- admin
 PUT /apisix/admin/routes/1
-{"uri": "/hello", "plugins": {"limit-count": {"count": 1, "time_window": 60, "window_type": "sliding", "key": "http_x_user", "policy": "redis-cluster", "redis_cluster_nodes": ${{env GATEWAY_TEST_REDIS_CLUSTER_JSON}}, "redis_cluster_name": "test"}}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}}
+{"uri": "/hello", "plugins": {"limit-count": {"count": 1, "time_window": 3600, "window_type": "sliding", "key": "http_x_user", "policy": "redis-cluster", "redis_cluster_nodes": ${{env GATEWAY_TEST_REDIS_CLUSTER_JSON}}, "redis_cluster_name": "test"}}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}}
 --- error_code: 200
 
 

@@ -259,10 +259,10 @@ X-RateLimit-Reset: 1
 
 
 
-=== TEST 24: sliding window
+=== TEST 24: sliding window (an hour: the windows are aligned to the clock)
 --- admin
 PUT /apisix/admin/routes/1
-{"uri": "/hello", "plugins": {"limit-count": {"count": 2, "time_window": 60, "window_type": "sliding"}}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}}
+{"uri": "/hello", "plugins": {"limit-count": {"count": 2, "time_window": 3600, "window_type": "sliding"}}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}}
 --- error_code: 200
 
 
