@@ -19,9 +19,8 @@ import jsonschema
 
 from gateway.core import memory
 from gateway.core.conditions import compile_remote_addrs, validate_filter_func
-from gateway.core.schemas import http, objects
+from gateway.core.schemas import fastcheck, http, objects
 from gateway.core.schemas.common import ID, LABELS, TIMEOUT  # noqa: F401  (re-exported)
-from gateway.core.schemas.fastcheck import compile_schema
 from gateway.core.schemas.messages import quote, translate
 from gateway.core.vars import validate_vars
 
@@ -62,15 +61,10 @@ _secret_validators = {name: _validator(schema)
 _quick: dict[int, Any] = {}
 
 
-_use_quick = [True]
-
-
 def without_quick_checks() -> None:
-    """This process validates with jsonschema alone: the master, whose config sources
-    check each object once. Compiling the route schema there would cost ~18 MB at once and
-    leave ~5 MB behind in every worker forked after it; the quick checks pay off where
-    Admin writes are answered (the workers)."""
-    _use_quick[0] = False
+    """This process (the master) validates with jsonschema alone, plugin confs included
+    (fastcheck.disable says why)."""
+    fastcheck.disable()
     _quick.clear()
 
 
@@ -81,10 +75,9 @@ def quick_check(validator: jsonschema.Draft7Validator) -> Any:
     try:
         return _quick[key]
     except KeyError:
-        if not _use_quick[0]:
-            return None
-        quick = _quick[key] = compile_schema(validator.schema, _FORMATS)
-        memory.release()    # compiling the route schema peaks ~18 MB above what it keeps
+        quick = _quick[key] = fastcheck.compile_schema(validator.schema, _FORMATS)
+        if quick is not None:
+            memory.release()  # compiling the route schema peaks ~18 MB above what it keeps
         return quick
 
 INVALID = "invalid configuration: "

@@ -20,10 +20,23 @@ import fastjsonschema
 
 Check = Callable[[Any], bool]
 
+#: whether this process compiles quick checks (see :func:`disable`)
+_enabled = [True]
+
+
+def disable() -> None:
+    """This process validates with jsonschema alone: the master, whose config sources check
+    each object once. Compiling the route schema there would cost ~18 MB at once and leave
+    ~5 MB behind in every worker forked after it; the quick checks pay off where Admin
+    writes are answered (the workers)."""
+    _enabled[0] = False
+
 
 def compile_schema(schema: Any, formats: Any) -> Check | None:
     """A check for ``schema`` (``formats``: the jsonschema FormatChecker the validator
-    uses), or None when fastjsonschema cannot compile it."""
+    uses), or None when fastjsonschema cannot compile it or this process does without."""
+    if not _enabled[0]:
+        return None
     names = formats.checkers if formats is not None else {}
     fmt = {name: (lambda value, name=name: formats.conforms(value, name)) for name in names}
     try:
