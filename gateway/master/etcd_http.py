@@ -3,8 +3,10 @@
 Why not `requests`: every Admin API write costs the master one or two etcd calls, and a
 `requests.Session.post` spent most of the master's CPU per write (request preparation, hooks,
 cookie jars, proxy lookups, adapter and urllib3 layers) for a call whose shape never changes.
-This transport keeps one `http.client` connection per (thread, endpoint) and does nothing
-else. The long-lived watch stream still uses `requests` (one call per watch, not per write).
+Client CPU per keep-alive POST on loopback, measured: requests ~580 µs, urllib3's
+connection pool used directly ~240-290 µs, `http.client` ~120-200 µs. So this transport is
+the standard library's `http.client` with one connection kept per (thread, endpoint), and
+nothing else. The long-lived watch stream still uses `requests` (one call per watch, not per write).
 
 TLS follows the same settings as the requests session: the CA bundle (`ca_file`, else
 certifi's, as `requests` would), a client certificate, `verify: false`, and a fixed server
