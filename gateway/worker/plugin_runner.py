@@ -38,7 +38,7 @@ from gateway.worker.request import STREAM_OPEN
 from gateway.worker.response import COLSP, CRLF, NOT_FOUND_ROUTE
 
 __all__ = ["start", "response_head", "response_body", "response_pieces", "log_phase",
-           "merge_consumer", "add_blocks", "Parked", "PARKED"]
+           "merge_consumer", "plain_block", "Parked", "PARKED"]
 
 #: balancers whose pick never reads the request
 _CTX_FREE = frozenset((RoundRobin, Ewma, LeastConn))
@@ -275,9 +275,11 @@ def response_head(up: Any) -> None:
         # only pending edits (limit-count's X-RateLimit-*...), no filter to see the
         # headers: applied to the header bytes, without a ResponseHeaders round trip
         kept = up.kept_headers()
-        flat = add_blocks(kept, ops) if len(ops) == 1 else None
-        if flat is None:
-            flat = _edit_flat(up.headers_flat(), ops)
+        block = plain_block(ctx, kept, up.code)
+        if block is not None:
+            up.hdrs = [kept, block]
+            return
+        flat = _edit_flat(up.headers_flat(), ops)
         if flat is not None:
             ctx._resp_ops = None  # noqa: SLF001
             ctx.status = up.code
@@ -293,7 +295,23 @@ def response_head(up: Any) -> None:
         up.clen = None   # the body may change size: re-chunked
 
 
-def add_blocks(kept: bytes, ops: list[tuple[str, Any, Any]]) -> list[bytes] | None:
+def plain_block(ctx: PluginCtx, kept: bytes, code: int) -> bytes | None:
+    """For a chain without response plugins: its pending response-header edits as one block
+    to send after the upstream's kept headers (b"" when there are none), then marked
+    applied; None when they need more than appending one block (response_head applies
+    them then)."""
+    ops = ctx._resp_ops  # noqa: SLF001
+    if not ops:
+        return b""
+    flat = _add_blocks(kept, ops) if len(ops) == 1 else None
+    if flat is None:
+        return None
+    ctx._resp_ops = None  # noqa: SLF001
+    ctx.status = code
+    return flat[1]
+
+
+def _add_blocks(kept: bytes, ops: list[tuple[str, Any, Any]]) -> list[bytes] | None:
     """The one-block case (limit-count's quota headers): the kept header bytes and the
     block, when the upstream sent none of the block's headers; else None."""
     op, names, block = ops[0]

@@ -441,38 +441,9 @@ class UpConn:
         self.rechunk = False
         self.keep = self.simple_keep
         self.head_done = self.complete = True
-        req = self.req
-        if req.stream == STREAM_OPEN:
+        if self.req.stream == STREAM_OPEN:
             self.client_keep = False
-        pool = self.pool
-        pctx = req.pctx
-        out = None
-        if code < 500 and not pool.show_status and (pctx is None or not pctx.chain.response):
-            # what _whole and _head make of it, in one join: no response plugin, no status
-            # header, at most one pending header block (limit-count's quota headers)
-            kept = self.last_kept if fields == self.last_fields else self.kept_headers()
-            block = b""
-            ops = pctx._resp_ops if pctx is not None else None  # noqa: SLF001
-            if ops:
-                flat = plugin_runner.add_blocks(kept, ops) if len(ops) == 1 else None
-                if flat is None:
-                    block = None
-                else:
-                    block = flat[1]
-                    pctx._resp_ops = None  # noqa: SLF001
-                    pctx.status = code
-            if block is not None:
-                line = _lines.get(status)
-                if line is None:
-                    line = _client_status(status, code)
-                body = data[end + 4:]
-                out = b"".join((line, pool.server_line, pool.clock.date_line, kept, block,
-                                content_length(len(body)),
-                                CONN_KEEP if self.client_keep else CONN_CLOSE, CRLF, body))
-        if out is None:
-            self.body = [data[end + 4:]]
-            out = self._whole()
-        client.write(out)
+        client.write(self._whole(data[end + 4:]))
         if self.client is not None:   # (None: the client went away while we wrote)
             self.done()
         return True
@@ -549,16 +520,11 @@ class UpConn:
     def _head(self) -> list[bytes]:
         pool = self.pool
         pctx = self.req.pctx
-        if pctx is not None and (pctx.chain.response or pctx._resp_ops):  # noqa: SLF001
+        if pctx is not None and (pctx.chain.response or pctx.has_response_edits):
             plugin_runner.response_head(self)  # plugins' header_filter: code, hdrs, clen
         code = self.code
-        if code == self.rcode:
-            line = _lines.get(self.status)
-            if line is None:
-                line = _client_status(self.status, code)
-        else:
-            line = status_line(code)   # a plugin changed it
-        parts = [line, pool.server_line, pool.clock.date_line]
+        parts = [self._status_line() if code == self.rcode else status_line(code),
+                 pool.server_line, pool.clock.date_line]
         hdrs = self.hdrs
         if hdrs is None:
             parts.append(self.kept_headers())
@@ -570,19 +536,38 @@ class UpConn:
                          % (attempt.statuses if attempt is not None else b"", code))
         return parts
 
-    def _whole(self) -> bytes:
-        """The complete response in one buffer (it arrived within one read)."""
+    def _status_line(self) -> bytes:
+        """The client's status line for the upstream's (its reason phrase passed through)."""
+        line = _lines.get(self.status)
+        return line if line is not None else _client_status(self.status, self.code)
+
+    def _whole(self, body: bytes | None = None) -> bytes:
+        """The complete response in one buffer (it arrived within one read; ``body``: the
+        body when the caller has it in one piece, else ``self.body``)."""
         code = self.code
-        parts = self._head()
         if self.head_req or code == 204 or code == 304:
+            parts = self._head()
             clen = self.content_length()
             if clen is not None and code != 204:
                 parts += (b"Content-Length: ", clen, CRLF)
             body = b""
         else:
-            chunks = self.body
-            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if body is None:
+                chunks = self.body
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            pool = self.pool
             pctx = self.req.pctx
+            if code < 500 and not pool.show_status and (pctx is None or not pctx.chain.response):
+                # the usual response, in one join: no plugin sees it, no status header, at
+                # most one pending header block (limit-count's quota headers)
+                kept = self.kept_headers()
+                block = b"" if pctx is None else plugin_runner.plain_block(pctx, kept, code)
+                if block is not None:
+                    return b"".join((self._status_line(), pool.server_line,
+                                     pool.clock.date_line, kept, block,
+                                     content_length(len(body)),
+                                     CONN_KEEP if self.client_keep else CONN_CLOSE, CRLF, body))
+            parts = self._head()
             if pctx is not None and pctx.chain.body_filter:
                 body = plugin_runner.response_body(self, body)  # plugins' body_filter
             parts.append(content_length(len(body)))

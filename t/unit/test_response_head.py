@@ -3,7 +3,7 @@ response-header edits applied to it without ResponseHeaders (gateway.worker.plug
 
 from __future__ import annotations
 
-from gateway.worker.plugin_runner import add_blocks, _edit_flat
+from gateway.worker.plugin_runner import _add_blocks, _edit_flat
 from gateway.worker.upstream import _DROP, _SIMPLE_FIELDS, _SIMPLE_STATUS, _client_status, _split_head
 
 NGINX_HEAD = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 24 Nov 2026 05:20:00 GMT\r\n"
@@ -43,14 +43,14 @@ NAMES = frozenset((b"x-ratelimit-limit", b"x-ratelimit-remaining"))
 
 
 def test_block_appended_when_upstream_lacks_it():
-    assert add_blocks(b"X-A: 1\r\n", [("block", NAMES, BLOCK)]) == [b"X-A: 1\r\n", BLOCK]
-    assert add_blocks(b"", [("block", NAMES, BLOCK)]) == [b"", BLOCK]
+    assert _add_blocks(b"X-A: 1\r\n", [("block", NAMES, BLOCK)]) == [b"X-A: 1\r\n", BLOCK]
+    assert _add_blocks(b"", [("block", NAMES, BLOCK)]) == [b"", BLOCK]
     # a header merely ending like one of the names is not it
-    assert add_blocks(b"X-Old-X-RateLimit-Limit: 1\r\n", [("block", NAMES, BLOCK)]) is not None
+    assert _add_blocks(b"X-Old-X-RateLimit-Limit: 1\r\n", [("block", NAMES, BLOCK)]) is not None
 
 
 def test_block_over_an_upstream_header_falls_back():
-    assert add_blocks(b"x-ratelimit-limit: 9\r\n", [("block", NAMES, BLOCK)]) is None
+    assert _add_blocks(b"x-ratelimit-limit: 9\r\n", [("block", NAMES, BLOCK)]) is None
     flat = [b"X-RateLimit-Limit", b": ", b"9", b"\r\n", b"X-A", b": ", b"1", b"\r\n"]
     out = _edit_flat(flat, [("block", NAMES, BLOCK)])
     assert b"".join(out) == b"X-A: 1\r\n" + BLOCK
