@@ -29,7 +29,7 @@ GET /raw/none
 === TEST 2: each answer as the client sees it, and which upstream connection it came on
 --- exec
 $PYTHON - <<'PY'
-import socket, threading
+import os, socket, sys, threading
 ANSWERS = {
     b"/raw/plain": [b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Up: a\r\n"
                     b"Content-Length: 5\r\n\r\nhello"],
@@ -73,20 +73,13 @@ def serve():
         n += 1
         threading.Thread(target=handle, args=(c, n), daemon=True).start()
 threading.Thread(target=serve, daemon=True).start()
+sys.path.insert(0, os.environ["REPO"])
+from t.lib.http_client import exchange
 def get(path):
-    s = socket.create_connection(("127.0.0.1", 1984))
-    s.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % path)
-    resp = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        resp += d
-    head, body = resp.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    keep = [l for l in lines[1:] if l.split(":")[0] in
-            ("Content-Type", "Content-Length", "X-Up", "X-Latin")]
-    return lines[0], keep, body
+    r = exchange(b"GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % path)[0]
+    keep = ["%s: %s" % (k, v) for k, v in r.headers
+            if k in ("Content-Type", "Content-Length", "X-Up", "X-Latin")]
+    return "%s %d %s" % (r.version, r.status, r.reason), keep, r.body
 for path in (b"/raw/plain", b"/raw/again", b"/raw/split", b"/raw/noreason", b"/raw/obs",
              b"/raw/close", b"/raw/plain", b"/raw/http10", b"/raw/plain", b"/raw/badname",
              b"/raw/plain", b"/raw/twolengths", b"/raw/plain", b"/raw/badstatus"):
