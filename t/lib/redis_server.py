@@ -122,15 +122,24 @@ class RedisCluster:
                             "--cluster-replicas", "0", "--cluster-yes"],
                            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, timeout=timeout)
+            # every node, not only the first, must see the whole cluster before a test
+            # uses it: a node still learning the others (gossip) answers CLUSTERDOWN, and
+            # the gateway's client (one try per call, as APISIX's) fails the request
+            want = (b"cluster_state:ok", b"cluster_slots_ok:16384",
+                    b"cluster_known_nodes:%d" % len(self.nodes))
             deadline = time.monotonic() + timeout
-            port = self.nodes[0].port
+            waiting = [n.port for n in self.nodes]
             while time.monotonic() < deadline:
-                out = subprocess.run([cli, "-p", str(port), "cluster", "info"], check=False,
-                                     capture_output=True, timeout=5).stdout
-                if b"cluster_state:ok" in out:
-                    return
+                out = subprocess.run([cli, "-p", str(waiting[0]), "cluster", "info"],
+                                     check=False, capture_output=True, timeout=5).stdout
+                if all(line in out for line in want):
+                    waiting.pop(0)
+                    if not waiting:
+                        return
+                    continue
                 time.sleep(0.05)
-            raise RuntimeError("the redis cluster did not reach cluster_state:ok")
+            raise RuntimeError("the redis cluster did not reach cluster_state:ok on "
+                               "every node")
         except BaseException:
             self.stop()
             raise

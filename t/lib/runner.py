@@ -488,9 +488,23 @@ def _run_block(state: FileState, block: Block) -> None:
         for bg in run.backgrounds:
             failures += bg.finish()
     if aborted:
-        raise BlockFailure("\n\n".join(failures))
+        raise BlockFailure("\n\n".join(failures + _log_excerpt(run, failures)))
     if block.has("wait"):
         time.sleep(parse_duration(block.get("wait"), 0.0))
     failures += check_logs(run)
     if failures:
-        raise BlockFailure("\n\n".join(failures))
+        raise BlockFailure("\n\n".join(failures + _log_excerpt(run, failures)))
+
+
+def _log_excerpt(run: BlockRun, failures: list[str], lines: int = 20) -> list[str]:
+    """What the gateway logged at warn level or above while the block ran (its last
+    lines, less those the failures already quote), for the report: on a CI machine the
+    kept prefix goes with the machine, and a rare failure is only explained by what the
+    gateway saw."""
+    quoted = "\n".join(failures)
+    seen = [ln for ln in run.log_lines() if ln not in quoted and any(
+        level in ln for level in ("[warn]", "[error]", "[crit]", "[alert]", "[emerg]"))]
+    if not seen:
+        return []
+    return ["  error.log while the block ran (warn and above, last %d):\n%s"
+            % (lines, "\n".join("    " + ln for ln in seen[-lines:]))]
