@@ -13,12 +13,14 @@ the new route; the time is taken at the start of that streak.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
 import statistics
 import threading
 import time
+import urllib.request
 
 KEY = "bench-admin-key"
 #: the churn scenario's write rate (one every 10 ms), spread over WRITERS keep-alive clients
@@ -26,6 +28,8 @@ KEY = "bench-admin-key"
 CHURN_INTERVAL, WRITERS = 0.010, 4
 #: fresh connections per check, and checks in a row that must all see the change
 BATCH, CONSECUTIVE = 8, 3
+#: puts per etcd transaction when preloading routes (etcd's default --max-txn-ops)
+ETCD_TXN_OPS = 128
 #: give up on one write after this long
 SERVE_TIMEOUT = 5.0
 
@@ -191,6 +195,35 @@ def write_cost(admin_port: int, backend: int, pids: list[int], writes: int = 50)
     return {"writes": writes, "master_cpu_ms": round(per[0], 2),
             "worker_cpu_ms": [round(x, 2) for x in per[1:]],
             "wall_ms": round(wall / writes * 1e3, 2)}
+
+
+def preload_routes(etcd_url: str, prefix: str, count: int, port: int, backend: int) -> float:
+    """Write ``count`` exact routes straight into etcd (transactions of ETCD_TXN_OPS puts,
+    as the Admin API would store them), then wait until every worker serves the last one:
+    the Admin write scenario again, with a big table. Seconds taken."""
+    t0 = time.monotonic()
+    now = int(time.time())
+    for start in range(0, count, ETCD_TXN_OPS):
+        ops = []
+        for i in range(start, min(count, start + ETCD_TXN_OPS)):
+            rid = "big-%05d" % i
+            value = dict(route_body("/big/%d/x" % i, backend), id=rid, create_time=now,
+                         update_time=now)
+            ops.append({"requestPut": {
+                "key": base64.b64encode(("%s/routes/%s" % (prefix, rid)).encode()).decode(),
+                "value": base64.b64encode(json.dumps(value).encode()).decode()}})
+        req = urllib.request.Request(etcd_url + "/v3/kv/txn",
+                                     data=json.dumps({"success": ops}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+    last = "/big/%d/x" % (count - 1)
+    deadline = time.monotonic() + 120
+    while not batch_sees(port, last):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not serve %d preloaded routes in 120 s" % count)
+        time.sleep(0.2)
+    return time.monotonic() - t0
 
 
 def put_to_serving(port: int, admin_port: int, backend: int, writes: int) -> dict:

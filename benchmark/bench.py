@@ -526,6 +526,14 @@ def report(result: dict) -> str:
                      "p99 %s ms (Admin answer: median %s ms, p99 %s ms)" % (
                          put["writes"], put["failed"], fmt(w["median"], ".1f"),
                          fmt(w["p99"], ".1f"), fmt(a["median"], ".1f"), fmt(a["p99"], ".1f")))
+        big = put.get("with_routes")
+        if big:
+            a, w = big["admin_answer_ms"], big["all_workers_serving_ms"]
+            lines.append("Admin PUT → all workers serving with %d routes (%d writes, %d failed): "
+                         "median %s ms, p99 %s ms (Admin answer: median %s ms, p99 %s ms)" % (
+                             big["routes"], big["writes"], big["failed"],
+                             fmt(w["median"], ".1f"), fmt(w["p99"], ".1f"),
+                             fmt(a["median"], ".1f"), fmt(a["p99"], ".1f")))
         c = put.get("cpu_per_write")
         if c:
             lines.append("gateway CPU per Admin write (no traffic): master %.1f ms, workers %s ms"
@@ -599,6 +607,13 @@ def main() -> int:
                                             s.port + ADMIN_PORT, s.port, s.admin_writes)
             put["cpu_per_write"] = admin_runs.write_cost(s.port + ADMIN_PORT, s.port,
                                                          targets["gw-admin"].pids())
+            print("Admin PUT → all workers serving, with %d routes (%d writes) ..."
+                  % (s.routes, s.admin_writes), flush=True)
+            took = admin_runs.preload_routes(targets["etcd"].url, "/apisix", s.routes,
+                                             s.port + PORT_OF["gw-admin"], s.port)
+            put["with_routes"] = dict(admin_runs.put_to_serving(
+                s.port + PORT_OF["gw-admin"], s.port + ADMIN_PORT, s.port, s.admin_writes),
+                routes=s.routes, preload_s=round(took, 1))
         result = {"meta": meta(s), "scenarios": summarize(scenarios),
                   "admin_put_to_all_workers": put, "router_table_build": rt,
                   "gateway_start_s": start_s}
