@@ -3,7 +3,9 @@
 Subscribe first, then ask the master for the full snapshot, then apply the deltas that are
 newer than it; a delta whose `prev` is not our revision, or a heartbeat ahead of us, means we
 missed something: ask for the snapshot again. Runs as one ordinary greenlet (zmq.green), off
-the hot path; each change calls `on_change(store, rev)` where the worker rebuilds its tables.
+the hot path; each change calls `on_change(store, rev, keys)` where the worker rebuilds its
+tables (``keys``: what a delta changed, so that a route-only change is patched; None after a
+snapshot).
 
 The ZeroMQ context is made here, after fork: a socket on a context inherited from the master
 silently receives nothing.
@@ -27,7 +29,7 @@ SNAPSHOT_TIMEOUT = 2.0
 
 class Subscriber:
     def __init__(self, prefix: str, master_pid: int,
-                 on_change: Callable[[plane.LazyObjects, int], None]):
+                 on_change: Callable[[plane.LazyObjects, int, list[str] | None], None]):
         self.on_change = on_change
         self.store = plane.LazyObjects()
         self.rev = -1
@@ -115,13 +117,14 @@ class Subscriber:
         self.rev = rev
         if msg["ops"]:
             self.store.apply(msg["ops"])
-            self._changed()
+            self._changed([key for key, _value in msg["ops"]])
         else:
             self._wake()                # only the revision moved (a write we do not keep)
 
-    def _changed(self) -> None:
+    def _changed(self, keys: list[str] | None = None) -> None:
+        """The store moved to ``self.rev``: by a delta of ``keys``, or (None) whole."""
         try:
-            self.on_change(self.store, self.rev)
+            self.on_change(self.store, self.rev, keys)
         except Exception:
             log.exception("applying config revision %d failed; keeping the previous tables",
                           self.rev)

@@ -14,6 +14,7 @@ that status, so the route still matches and answers as APISIX does.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 import socket
@@ -411,11 +412,14 @@ def _parse_nodes(nodes: Any, scheme: str, resolver: _Resolver, key: str,
 class Table:
     """Router + targets for one config snapshot. Immutable after :meth:`build`."""
 
-    __slots__ = ("router", "upstreams", "routes", "global_chain", "certs")
+    __slots__ = ("router", "upstreams", "routes", "global_chain", "certs", "patch")
 
     def __init__(self, router: Router, upstreams: dict[str, Upstream], routes: list[Route],
-                 global_chain: Chain | None = None, certs: CertIndex | None = None):
+                 global_chain: Chain | None = None, certs: CertIndex | None = None,
+                 patch: _Patch | None = None):
         self.router = router
+        #: what a route-only change needs to rebuild just its routes (None: a full build)
+        self.patch = patch
         #: server certificates by SNI, swapped with the rest of the config (TLS listeners)
         self.certs = certs if certs is not None else CertIndex()
         #: the global rules alone, for requests no route matched (they still run, then 404)
@@ -496,6 +500,7 @@ class Table:
         builder = _RouteBuilder(upstreams, services, plugin_configs, pool_defaults, resolver,
                                 chains)
         routes: list[Route] = []
+        keys: list[str] = []    # each route's key (the list is sorted, as route_keys)
         # the worker's store (plane.LazyObjects) holds every route packed: a route keeps a
         # view over those bytes as its ``conf`` instead of the unpacked dict (see
         # plane.PackedObject); a plain dict of objects (tests, tools) keeps its dicts
@@ -517,18 +522,99 @@ class Table:
                 if raw is not None and route.conf is value:
                     route.conf = plane.PackedObject(raw)
                 routes.append(route)
-        router = Router(routes,
-                        mode=str(setting(conf, "apisix", "router", "http",
-                                         default="radixtree_host_uri")),
-                        delete_uri_tail_slash=bool(setting(conf, "apisix",
-                                                           "delete_uri_tail_slash",
-                                                           default=False)),
-                        make_vars=request_vars, pause=_yield if cooperative else None)
+                keys.append(key)
+        router_args = {"mode": str(setting(conf, "apisix", "router", "http",
+                                           default="radixtree_host_uri")),
+                       "delete_uri_tail_slash": bool(setting(conf, "apisix",
+                                                             "delete_uri_tail_slash",
+                                                             default=False)),
+                       "make_vars": request_vars}
+        router = Router(routes, pause=_yield if cooperative else None, **router_args)
         DNS.retain(resolver.names)  # names no upstream uses any more are not re-resolved
         global_chain = chains.chain(None, None, "global rules")
         chains.finish()
         certs = CertIndex.build(objects, conf)
-        return cls(router, upstreams, routes, global_chain, certs)
+        return cls(router, upstreams, routes, global_chain, certs,
+                   _Patch(builder, keys, router_args, conf,
+                          plugins if plugins is not None else plugin_registry.current()))
+
+    def patched(self, objects: Mapping[str, Any], changed: list[str],
+                conf: Mapping[str, Any], cooperative: bool = True) -> Table | None:
+        """This table with the routes of ``changed`` keys rebuilt from ``objects`` (added,
+        replaced or removed), every other route, upstream and chain kept as they are; None
+        when the change is not for routes alone (or the table cannot be patched): then the
+        caller builds the whole table.
+
+        Why: a route write is the usual Admin API change, and a full build costs ~8 µs per
+        route (80 ms with 10,000 routes, in every worker, for each write). A route depends
+        on upstreams, services, plugin configs, consumers, global rules and metadata, but
+        nothing depends on a route, so its own keys can be rebuilt alone; the router is
+        indexed again over the kept Route objects (~0.7 µs per route). What patches leave
+        behind (plugin instances, shared upstreams or DNS names of replaced routes) is
+        dropped by the full build that every :data:`PATCHES_BEFORE_FULL_BUILD`-th change
+        gets. The result is the table a full build would make: routes keep the order of
+        their keys."""
+        patch = self.patch
+        if patch is None or patch.conf is not conf or patch.count >= PATCHES_BEFORE_FULL_BUILD \
+                or patch.registry is not plugin_registry.current() \
+                or not all(key.startswith(ROUTES) and _child(key, ROUTES) for key in changed):
+            return None
+        gone = set(changed)
+        routes: list[Route] = []
+        keys: list[str] = []
+        for key, route in zip(patch.keys, self.routes, strict=True):
+            if key not in gone:
+                keys.append(key)
+                routes.append(route)
+        packed: Mapping[str, bytes] | None = getattr(objects, "packed", None)
+        builder = patch.builder
+        for key in sorted(gone):
+            raw = packed.get(key) if packed is not None else None
+            value = plane.unpack_object(raw) if raw is not None else objects.get(key)
+            if not isinstance(value, Mapping):
+                continue            # deleted (or not an object: a full build skips it too)
+            try:
+                route = builder.route(key, value, 0)
+            except Exception as e:  # noqa: BLE001
+                log.error("skipping %s: invalid route: %s", key, e)
+                continue
+            if route is None:
+                continue
+            if raw is not None and route.conf is value:
+                route.conf = plane.PackedObject(raw)
+            at = bisect.bisect_left(keys, key)
+            keys.insert(at, key)
+            routes.insert(at, route)
+        for seq, route in enumerate(routes):
+            route.seq = seq         # (the older table's router was ordered when built)
+        router = Router(routes, pause=_yield if cooperative else None, **patch.router_args)
+        DNS.retain(builder.resolver.names)
+        builder.chains.finish()
+        return Table(router, self.upstreams, routes, self.global_chain, self.certs,
+                     _Patch(builder, keys, patch.router_args, conf, patch.registry,
+                            patch.count + 1))
+
+
+#: route-only changes patched onto a table in a row; the next change builds it whole
+PATCHES_BEFORE_FULL_BUILD = 100
+
+
+class _Patch:
+    """What :meth:`Table.patched` keeps of the full build: its route builder (upstreams,
+    services, plugin configs, chains and consumers of that snapshot), each route's key
+    (sorted, parallel to ``Table.routes``), the router's settings, and the conf and plugin
+    registry the table was built with (a change of either needs a full build)."""
+
+    __slots__ = ("builder", "keys", "router_args", "conf", "registry", "count")
+
+    def __init__(self, builder: _RouteBuilder, keys: list[str], router_args: dict[str, Any],
+                 conf: Mapping[str, Any], registry: Any, count: int = 0):
+        self.builder = builder
+        self.keys = keys
+        self.router_args = router_args
+        self.conf = conf
+        self.registry = registry
+        self.count = count
 
 
 def _plugins_override(objects: Mapping[str, Any], conf: Mapping[str, Any]) -> list[str] | None:

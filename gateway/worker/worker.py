@@ -176,13 +176,23 @@ class GatewayWorker(Worker):
                           exc)
             self.reload_plugins()
 
-    def apply_config(self, store, rev: int) -> None:
+    def apply_config(self, store, rev: int, changed: list[str] | None = None) -> None:
+        """Serve ``store`` at revision ``rev``: the table patched for ``changed`` keys (a
+        delta that touches routes alone), else built whole."""
         started = time.monotonic()
         with self.build_lock:     # one build at a time: config changes and DNS changes
             self.last_config = (store, rev)
-            self.server.table = table = Table.build(store, self.conf)
+            table = None
+            if changed is not None:
+                table = self.server.table.patched(store, changed, self.conf)
+            how = "patched"
+            if table is None:
+                table = Table.build(store, self.conf)
+                how = "applied"
+            self.server.table = table
             healthcheck.activate_table(table)  # start new health checkers, stop stale ones
-        log.info("config revision %d applied in %.1f ms", rev, (time.monotonic() - started) * 1000)
+        log.info("config revision %d %s in %.1f ms", rev, how,
+                 (time.monotonic() - started) * 1000)
 
     def reload_plugins(self) -> None:
         """PUT /apisix/admin/plugins/reload: re-import the plugin modules, then rebuild the

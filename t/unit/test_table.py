@@ -285,3 +285,86 @@ def test_route_conf_is_read_from_the_packed_store():
     assert isinstance(route.conf, plane.PackedObject)
     assert route.conf.get("name") == "n1" and route.conf["uri"] == "/a"
     assert route.data.upstream.balancer.pick().addr == ("127.0.0.1", 1980)
+
+
+# --------------------------------------------------------------------------- route patches
+def _route(rid: str, uri: str, **extra) -> dict:
+    return {"id": rid, "uri": uri, "upstream": {"nodes": {"127.0.0.1:1980": 1}}, **extra}
+
+
+def _served(table: Table, paths: list[str], host: str | None = None) -> list:
+    return [(r.id if r is not None else None) for r in (
+        table.router.match(b"GET", host.encode() if host else None, p.encode())
+        for p in paths)]
+
+
+def test_a_route_change_is_patched_and_serves_like_a_full_build():
+    """Adding, replacing and deleting routes rebuilds only those routes; the other Route
+    objects are kept; every patched table matches what a full build of the same objects
+    matches (priority ties go to the earlier key, as in a full build)."""
+    from gateway.core import plane
+    store = plane.LazyObjects()
+    objs = {"/apisix/upstreams/u1": {"id": "u1", "nodes": {"127.0.0.1:1981": 1}},
+            "/apisix/routes/b": _route("b", "/same"),
+            "/apisix/routes/d": _route("d", "/d*"),
+            "/apisix/routes/f": _route("f", "/f", priority=1)}
+    store.replace_all({k: plane.pack_object(v) for k, v in objs.items()})
+    table = Table.build(store, CONF)
+    kept = table.router.match(b"GET", None, b"/d/x")
+    paths = ["/same", "/d/x", "/dd", "/f", "/new", "/a", "/c"]
+    steps = [
+        {"/apisix/routes/a": _route("a", "/same")},            # same uri, earlier key: wins
+        {"/apisix/routes/c": {"id": "c", "uri": "/c", "upstream_id": "u1"},
+         "/apisix/routes/e": None},
+        {"/apisix/routes/b": _route("b", "/new")},              # replaced: old path gone
+        {"/apisix/routes/a": None},                              # deleted
+        {"/apisix/routes/f": _route("f", "/same", priority=5)},  # higher priority wins
+        {"/apisix/routes/x": {"id": "x", "uri": 42}},            # invalid: skipped
+    ]
+    for step in steps:
+        ops = [(k, plane.pack_object(v) if v is not None else None) for k, v in step.items()]
+        store.apply(ops)
+        patched = table.patched(store, list(step), CONF, cooperative=False)
+        assert patched is not None
+        whole = Table.build(store, CONF, cooperative=False)
+        assert _served(patched, paths) == _served(whole, paths), step
+        assert [r.id for r in patched.routes] == [r.id for r in whole.routes]
+        assert patched.router.match(b"GET", None, b"/d/x") is kept   # not rebuilt
+        table = patched
+    assert _served(table, ["/same", "/new", "/c"]) == ["f", "b", "c"]
+    assert table.router.match(b"GET", None, b"/c").data.upstream is table.upstreams["u1"]
+    assert isinstance(table.router.match(b"GET", None, b"/new").conf, plane.PackedObject)
+
+
+def test_changes_beyond_routes_need_a_full_build():
+    table = Table.build({"/apisix/routes/1": _route("1", "/a")}, CONF)
+    for keys in (["/apisix/upstreams/u1"], ["/apisix/routes/1", "/apisix/services/s"],
+                 ["/apisix/global_rules/1"], ["/apisix/plugin_metadata/echo"],
+                 ["/apisix/consumers/jack"], ["/apisix/ssls/1"]):
+        assert table.patched({}, keys, CONF) is None, keys
+    assert table.patched({}, ["/apisix/routes/1"], dict(CONF)) is None  # another conf
+    assert Table.empty().patched({}, ["/apisix/routes/1"], CONF) is None
+
+
+def test_patches_in_a_row_are_bounded_by_a_full_build():
+    from gateway.worker import table as table_mod
+    objects = {"/apisix/routes/1": _route("1", "/a")}
+    table = Table.build(objects, CONF)
+    for i in range(table_mod.PATCHES_BEFORE_FULL_BUILD):
+        objects["/apisix/routes/1"] = _route("1", "/a%d" % i)
+        table = table.patched(objects, ["/apisix/routes/1"], CONF, cooperative=False)
+        assert _served(table, ["/a%d" % i]) == ["1"]
+    assert table.patched(objects, ["/apisix/routes/1"], CONF) is None
+    assert Table.build(objects, CONF).patched(objects, ["/apisix/routes/1"], CONF) is not None
+
+
+def test_a_patched_route_logs_as_a_full_build_does(errors):
+    objects = {"/apisix/routes/1": _route("1", "/a")}
+    table = Table.build(objects, CONF)
+    objects["/apisix/routes/2"] = {"id": "2", "uri": "/b", "service_id": "nope",
+                                   "upstream": {"nodes": {"127.0.0.1:1980": 1}}}
+    objects["/apisix/routes/3"] = {"id": "3", "uri": ["not", "a", "string"], "x": 1}
+    patched = table.patched(objects, ["/apisix/routes/2", "/apisix/routes/3"], CONF)
+    assert target(patched, "/b").error == 404 and target(patched, "/a").error == 0
+    assert any("route 2: failed to fetch service configuration by id: nope" in line
+               for line in errors)
