@@ -234,6 +234,69 @@ class _Paths:
                 return
         self.prefixes.append((len(prefix), {prefix: [entry]}))
 
+    def copy(self) -> _Paths:
+        """A copy sharing the entry lists, which a patch replaces instead of changing."""
+        twin = _Paths(self.filter_hosts)
+        twin.exact = self.exact.copy()
+        twin.prefixes = [(length, group.copy()) for length, group in self.prefixes]
+        return twin
+
+    def empty(self) -> bool:
+        return not self.exact and not self.prefixes
+
+    def _key(self, uri: str, params: bool) -> tuple[bool, bytes, Any]:
+        """(is a prefix, the path or prefix indexed, the segment template) of ``uri``."""
+        pat = param_pattern(uri) if params else None
+        if pat is not None:
+            return True, pat[0].encode(), pat
+        path = uri.encode()
+        if path.endswith(b"*"):
+            return True, path[:-1], None
+        return False, path, None
+
+    def remove(self, uri: str, route: Route, params: bool) -> None:
+        """Drop ``route``'s entries for ``uri`` (a patch; the lists are replaced)."""
+        is_prefix, path, _pat = self._key(uri, params)
+        if not is_prefix:
+            routes = self.exact.get(path)
+            if routes is not None:
+                kept = [r for r in routes if r is not route]
+                if kept:
+                    self.exact[path] = kept
+                else:
+                    del self.exact[path]
+            return
+        for i, (length, group) in enumerate(self.prefixes):
+            if length == len(path):
+                entries = group.get(path)
+                if entries is not None:
+                    kept_entries = [e for e in entries if e[0] is not route]
+                    if kept_entries:
+                        group[path] = kept_entries
+                    else:
+                        del group[path]
+                        if not group:
+                            del self.prefixes[i]
+                return
+
+    def insert(self, uri: str, route: Route, params: bool) -> None:
+        """Add ``route`` for ``uri`` in its place by priority and seq (a patch; the lists
+        are replaced): what add() and finish() do for a whole build."""
+        is_prefix, path, pat = self._key(uri, params)
+        if not is_prefix:
+            routes = self.exact.get(path)
+            self.exact[path] = _dedupe(_order(routes + [route])) if routes else [route]
+            return
+        entry = (route, pat[1], pat[2]) if pat is not None else (route, None, None)
+        for length, group in self.prefixes:
+            if length == len(path):
+                break
+        else:
+            group = {}
+            self.prefixes.append((len(path), group))
+            self.prefixes.sort(key=lambda item: -item[0])
+        group[path] = _order_entries(group.get(path, []) + [entry])
+
     def finish(self, pause: Callable[[], None] | None = None) -> None:
         for i, (path, routes) in enumerate(self.exact.items()):
             self.exact[path] = _dedupe(_order(routes)) if len(routes) > 1 else routes
@@ -242,11 +305,7 @@ class _Paths:
         self.prefixes.sort(key=lambda item: -item[0])
         for _length, group in self.prefixes:
             for prefix, entries in group.items():
-                entries.sort(key=lambda e: (-e[0].priority, e[0].seq))
-                seen: set[tuple[int, int]] = set()
-                group[prefix] = [e for e in entries
-                                 if (id(e[0]), id(e[1])) not in seen
-                                 and not seen.add((id(e[0]), id(e[1])))]
+                group[prefix] = _order_entries(entries)
 
     def match(self, method: bytes, host: bytes, path: bytes, env: Any) -> Route | None:
         routes = self.exact.get(path)
@@ -290,6 +349,14 @@ class _Paths:
                 continue
             return r
         return None
+
+
+def _order_entries(entries: list[tuple[Route, Any, Any]]) -> list[tuple[Route, Any, Any]]:
+    """Prefix entries by priority then seq, a route's same template once."""
+    entries = sorted(entries, key=lambda e: (-e[0].priority, e[0].seq))
+    seen: set[tuple[int, int]] = set()
+    return [e for e in entries
+            if (id(e[0]), id(e[1])) not in seen and not seen.add((id(e[0]), id(e[1])))]
 
 
 def _dedupe(routes: list[Route]) -> list[Route]:
@@ -366,6 +433,9 @@ class Router:
         for _suffix, bucket in self.host_wild:
             bucket.finish(pause)
         self.plain.finish(pause)
+        self._bind()
+
+    def _bind(self) -> None:
         self.has_hosts = bool(self.host_exact or self.host_wild)
         #: match() with the Host already lower-cased and without port (the data path
         #: computes it once per request for X-Forwarded-Host and the log as well); for the
@@ -374,6 +444,67 @@ class Router:
         self.match_host: Callable[[bytes, bytes, bytes, Any], Route | None] = \
             self._match_host if self.strip_tail_slash or self.has_checks or self.has_hosts \
             else self.plain.match
+
+    def patched(self, removed: Iterable[Route], added: Iterable[Route],
+                routes: Iterable[Route]) -> Router:
+        """This router without the ``removed`` routes and with the ``added`` ones, as
+        ``Router(routes)`` would index them (``routes``: all of them, each with its
+        ``seq`` in the new order, which must keep the order of the routes both share).
+
+        Only the paths of those routes are indexed again: the new router shares every
+        other entry list with this one (neither changes them), so a route write costs
+        its own paths and a copy of the path dicts, not a whole index (~1 ms instead of
+        ~7 ms with 10,000 routes)."""
+        twin = object.__new__(Router)
+        twin.mode = self.mode
+        twin.strip_tail_slash = self.strip_tail_slash
+        twin.make_vars = self.make_vars
+        twin.plain = self.plain.copy()
+        twin.host_exact = dict(self.host_exact)
+        wild = dict(self.host_wild)
+        by_host = self.mode == "radixtree_host_uri"
+        params = self.mode == "radixtree_uri_with_parameter"
+        copied: set[int] = {id(twin.plain)}
+
+        def buckets(route: Route, create: bool) -> list[_Paths]:
+            if not by_host or route.hosts is None:
+                return [twin.plain]
+            out = []
+            for h in route.hosts:
+                hb = h.encode()
+                table, key = (wild, hb[1:]) if hb[:1] == b"*" else (twin.host_exact, hb)
+                bucket = table.get(key)
+                if bucket is None:
+                    if not create:
+                        continue
+                    bucket = _Paths(filter_hosts=False)
+                elif id(bucket) not in copied:
+                    bucket = bucket.copy()
+                copied.add(id(bucket))
+                table[key] = bucket
+                out.append(bucket)
+            return out
+
+        recheck = False
+        for route in removed:
+            recheck = recheck or route.checks is not None
+            for bucket in buckets(route, False):
+                for uri in route.uris:
+                    bucket.remove(uri, route, params)
+        has_checks = self.has_checks
+        for route in added:
+            has_checks = has_checks or route.checks is not None
+            for bucket in buckets(route, True):
+                for uri in route.uris:
+                    bucket.insert(uri, route, params)
+        if recheck:
+            has_checks = any(r.checks is not None for r in routes)
+        twin.has_checks = has_checks
+        twin.host_exact = {h: b for h, b in twin.host_exact.items() if not b.empty()}
+        twin.host_wild = sorted(((suffix, b) for suffix, b in wild.items() if not b.empty()),
+                                key=lambda item: -len(item[0]))
+        twin._bind()
+        return twin
 
     @classmethod
     def build(cls, confs: Iterable[Mapping[str, Any]], mode: str = "radixtree_host_uri",

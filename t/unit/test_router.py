@@ -297,3 +297,81 @@ def test_many_prefix_routes_cost_depends_on_lengths_not_count():
     assert ids(r, "GET", None, "/svc9999/x") == "9999"
     assert ids(r, "GET", None, "/svc1/x") == "1"
     assert len(r.plain.prefixes) == 4  # one probe per distinct prefix length
+
+
+# --------------------------------------------------------------------------- patches
+_URIS = ["/a", "/a*", "/a/*", "/a/b", "/user/:name", "/files/*path", "/*", "/a/:x/c", "/b"]
+_HOSTS = [None, ["foo.com"], ["*.foo.com"], ["bar.com", "*.com"], ["x.foo.com"]]
+_REQUESTS = [(m, h, p) for m in ("GET", "POST") for h in (None, "foo.com", "x.foo.com",
+                                                          "bar.com", "y.com")
+             for p in ("/a", "/a/", "/a/b", "/ab", "/user/jo", "/files/x/y", "/a/1/c", "/b",
+                       "/zzz", "/a/b/")]
+
+
+@pytest.mark.parametrize("mode", ["radixtree_host_uri", "radixtree_uri",
+                                  "radixtree_uri_with_parameter"])
+def test_a_patched_router_matches_as_a_new_one(mode):
+    """Routes added, replaced and removed one patch at a time (random but seeded): after
+    each, the patched router answers every request as a router built from scratch over
+    the same routes, and the router it came from still answers as before."""
+    import random
+    rnd = random.Random(7)
+    current: dict[str, Route] = {}
+
+    def make(key: str) -> Route:
+        conf = {"id": key, "uris": rnd.sample(_URIS, rnd.choice((1, 1, 2))),
+                "priority": rnd.choice((0, 0, 1, 5))}
+        hosts = rnd.choice(_HOSTS)
+        if hosts:
+            conf["hosts"] = hosts
+        if rnd.random() < 0.3:
+            conf["methods"] = ["POST"]
+        if rnd.random() < 0.2:
+            conf["vars"] = [["arg_k", "==", "v"]]
+        return Route.from_conf(conf)
+
+    def ordered() -> list[Route]:
+        routes = [current[k] for k in sorted(current)]
+        for seq, route in enumerate(routes):
+            route.seq = seq
+        return routes
+
+    def answers(router: Router) -> list:
+        return [ids(router, m, h, p) for m, h, p in _REQUESTS]
+
+    router = Router(ordered(), mode=mode)
+    for _step in range(150):
+        before = answers(router)
+        removed, added = [], []
+        for _ in range(rnd.choice((1, 1, 2, 3))):
+            key = "r%02d" % rnd.randrange(30)
+            if key in current:
+                removed.append(current.pop(key))
+            if rnd.random() < 0.7:
+                current[key] = make(key)
+                added.append(current[key])
+        routes = ordered()
+        patched = router.patched(removed, [r for r in added if current.get(r.id) is r],
+                                 routes)
+        assert answers(patched) == answers(Router(routes, mode=mode))
+        assert answers(router) == before
+        router = patched
+    assert len(current) > 10
+
+
+def test_a_patch_keeps_the_plain_match_binding():
+    """Without host routes or conditions the router binds the path table's match; a patch
+    that brings a host route (or a condition) switches to the full match, and back."""
+    a = Route.from_conf({"id": "a", "uri": "/a"})
+    r = Router([a])
+    assert r.match_host == r.plain.match
+    h = Route.from_conf({"id": "h", "uri": "/a", "hosts": ["foo.com"]}, seq=1)
+    p = r.patched([], [h], [a, h])
+    assert p.match_host != p.plain.match and p.has_hosts
+    assert ids(p, "GET", "foo.com", "/a") == "h" and ids(p, "GET", "bar.com", "/a") == "a"
+    back = p.patched([h], [], [a])
+    assert back.match_host == back.plain.match and not back.has_hosts
+    c = Route.from_conf({"id": "c", "uri": "/c", "vars": [["arg_k", "==", "v"]]}, seq=1)
+    with_checks = back.patched([], [c], [a, c])
+    assert with_checks.has_checks
+    assert not with_checks.patched([c], [], [a]).has_checks

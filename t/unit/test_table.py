@@ -324,7 +324,7 @@ def test_a_route_change_is_patched_and_serves_like_a_full_build():
     for step in steps:
         ops = [(k, plane.pack_object(v) if v is not None else None) for k, v in step.items()]
         store.apply(ops)
-        patched = table.patched(store, list(step), CONF, cooperative=False)
+        patched = table.patched(store, list(step), CONF)
         assert patched is not None
         whole = Table.build(store, CONF, cooperative=False)
         assert _served(patched, paths) == _served(whole, paths), step
@@ -352,7 +352,7 @@ def test_patches_in_a_row_are_bounded_by_a_full_build():
     table = Table.build(objects, CONF)
     for i in range(table_mod.PATCHES_BEFORE_FULL_BUILD):
         objects["/apisix/routes/1"] = _route("1", "/a%d" % i)
-        table = table.patched(objects, ["/apisix/routes/1"], CONF, cooperative=False)
+        table = table.patched(objects, ["/apisix/routes/1"], CONF)
         assert _served(table, ["/a%d" % i]) == ["1"]
     assert table.patched(objects, ["/apisix/routes/1"], CONF) is None
     assert Table.build(objects, CONF).patched(objects, ["/apisix/routes/1"], CONF) is not None
