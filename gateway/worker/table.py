@@ -559,20 +559,20 @@ class Table:
                 or patch.registry is not plugin_registry.current() \
                 or not all(key.startswith(ROUTES) and _child(key, ROUTES) for key in changed):
             return None
-        gone = set(changed)
-        routes: list[Route] = []
-        keys: list[str] = []
+        gone = sorted(set(changed))
+        keys = patch.keys[:]        # (sorted, parallel to routes)
+        routes = self.routes[:]
         removed: list[Route] = []
         added: list[Route] = []
-        for key, route in zip(patch.keys, self.routes, strict=True):
-            if key not in gone:
-                keys.append(key)
-                routes.append(route)
-            else:
-                removed.append(route)
+        for key in gone:
+            at = bisect.bisect_left(keys, key)
+            if at < len(keys) and keys[at] == key:
+                removed.append(routes[at])
+                del keys[at], routes[at]
         packed: Mapping[str, bytes] | None = getattr(objects, "packed", None)
         builder = patch.builder
-        for key in sorted(gone):
+        renumber = False
+        for key in gone:
             raw = packed.get(key) if packed is not None else None
             value = plane.unpack_object(raw) if raw is not None else objects.get(key)
             if not isinstance(value, Mapping):
@@ -587,11 +587,24 @@ class Table:
             if raw is not None and route.conf is value:
                 route.conf = plane.PackedObject(raw)
             at = bisect.bisect_left(keys, key)
+            # a seq between its neighbours' (the router orders same-priority routes by
+            # it); when none is left between them, all routes are numbered again, in the
+            # same order, so the kept index entries stay ordered
+            before = routes[at - 1].seq if at > 0 else None
+            after = routes[at].seq if at < len(routes) else None
+            if before is None:
+                route.seq = after - 1 if after is not None else 0
+            elif after is None:
+                route.seq = before + 1
+            else:
+                route.seq = (before + after) / 2
+                renumber = renumber or not before < route.seq < after
             keys.insert(at, key)
             routes.insert(at, route)
             added.append(route)
-        for seq, route in enumerate(routes):
-            route.seq = seq         # (the kept ones keep their order: the index stays valid)
+        if renumber:
+            for seq, route in enumerate(routes):
+                route.seq = seq
         router = self.router.patched(removed, added, routes)
         DNS.retain(builder.resolver.names)
         builder.chains.finish()

@@ -368,3 +368,17 @@ def test_a_patched_route_logs_as_a_full_build_does(errors):
     assert target(patched, "/b").error == 404 and target(patched, "/a").error == 0
     assert any("route 2: failed to fetch service configuration by id: nope" in line
                for line in errors)
+
+
+def test_routes_inserted_between_two_keep_the_order_of_their_keys():
+    """A new route's seq is taken between its neighbours'; sixty inserted between the same
+    two use up the room between them and everything is numbered again, in key order."""
+    objects = {"/apisix/routes/a": _route("a", "/x"), "/apisix/routes/b": _route("b", "/same")}
+    table = Table.build(objects, CONF)
+    for i in range(60):     # each one just before b: the room left halves every time
+        objects["/apisix/routes/a%03d" % i] = _route("a%03d" % i, "/same")
+        table = table.patched(objects, ["/apisix/routes/a%03d" % i], CONF)
+        seqs = [r.seq for r in table.routes]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        assert _served(table, ["/same"]) == ["a000"]   # the first key wins
+    assert [r.id for r in table.routes] == [r.id for r in Table.build(objects, CONF).routes]
