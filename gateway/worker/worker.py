@@ -185,14 +185,14 @@ class GatewayWorker(Worker):
             table = None
             if changed is not None:
                 table = self.server.table.patched(store, changed, self.conf)
-            how = "patched"
+            how = " (routes patched)"
             if table is None:
                 table = Table.build(store, self.conf)
-                how = "applied"
+                how = ""
             self.server.table = table
             healthcheck.activate_table(table)  # start new health checkers, stop stale ones
-        log.info("config revision %d %s in %.1f ms", rev, how,
-                 (time.monotonic() - started) * 1000)
+        log.info("config revision %d applied in %.1f ms%s", rev,
+                 (time.monotonic() - started) * 1000, how)
 
     def reload_plugins(self) -> None:
         """PUT /apisix/admin/plugins/reload: re-import the plugin modules, then rebuild the
