@@ -54,6 +54,7 @@ from typing import Any
 import jsonschema
 
 from gateway.core.log import log
+from gateway.core.schemas import fastcheck
 from gateway.core.schemas.fastcheck import compile_schema
 from gateway.core.schemas.messages import translate
 from gateway.core.vars import validate_vars
@@ -248,8 +249,9 @@ class Plugin:
         kind = schema_type if schema_type in self._validators else "schema"
         quick = self._quick.get(kind, _NOT_YET)
         if quick is _NOT_YET:
-            quick = self._quick[kind] = compile_schema(self._validators[kind].schema,
-                                                       _FORMATS)
+            quick = compile_schema(self._validators[kind].schema, _FORMATS)
+            if fastcheck.enabled():     # (not a None of the master's for its workers)
+                self._quick[kind] = quick
         if quick is None or not quick(conf):
             error = next(iter(self._validators[kind].iter_errors(conf)), None)
             if error is not None:

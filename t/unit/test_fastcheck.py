@@ -79,12 +79,30 @@ def test_unknown_keywords_are_ignored_as_jsonschema_does():
                            "$ref": "#/definitions/x"}, FORMATS)("s")
 
 
-def test_a_process_that_does_without_compiles_nothing():
-    # the master: plugin and core schemas alike fall back to jsonschema alone
+def test_a_process_that_does_without_compiles_nothing_and_its_children_do():
+    """The master: plugin and core schemas alike fall back to jsonschema alone, and it
+    caches nothing its forked workers would inherit: they compile the checks again."""
+    import os
+
+    from gateway.core import schemas
     from gateway.core.schemas import fastcheck
     assert compile_schema({"type": "string"}, None) is not None
+    route_validator = schemas._validators["routes"]
     fastcheck.disable()
     try:
         assert compile_schema({"type": "string"}, None) is None
+        assert schemas.quick_check(route_validator) is None
+        assert schemas.validate("routes", {"uri": "/a", "upstream_id": "1"}) is None
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:        # a worker: quick checks again, the route schema's included
+            ok = schemas.quick_check(route_validator) is not None \
+                and compile_schema({"type": "string"}, None) is not None
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert os.read(read, 1) == b"1"
+        os.close(read)
+        os.close(write)
     finally:
-        fastcheck._enabled[0] = True
+        fastcheck._disabled_in[0] = 0

@@ -13,6 +13,7 @@ checker (fastjsonschema's built-in ones differ in details), defaults are never f
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -20,22 +21,29 @@ import fastjsonschema
 
 Check = Callable[[Any], bool]
 
-#: whether this process compiles quick checks (see :func:`disable`)
-_enabled = [True]
+#: the pid of the process that does without quick checks (see :func:`disable`)
+_disabled_in = [0]
 
 
 def disable() -> None:
     """This process validates with jsonschema alone: the master, whose config sources check
     each object once. Compiling the route schema there would cost ~18 MB at once and leave
     ~5 MB behind in every worker forked after it; the quick checks pay off where Admin
-    writes are answered (the workers)."""
-    _enabled[0] = False
+    writes are answered (the workers). Only this process: a child forked from it (a
+    worker) compiles them again."""
+    _disabled_in[0] = os.getpid()
+
+
+def enabled() -> bool:
+    """Whether this process compiles quick checks. Callers that cache a compiled check ask
+    first, so that a None cached in the master is not inherited by the workers."""
+    return _disabled_in[0] != os.getpid()
 
 
 def compile_schema(schema: Any, formats: Any) -> Check | None:
     """A check for ``schema`` (``formats``: the jsonschema FormatChecker the validator
     uses), or None when fastjsonschema cannot compile it or this process does without."""
-    if not _enabled[0]:
+    if not enabled():
         return None
     names = formats.checkers if formats is not None else {}
     fmt = {name: (lambda value, name=name: formats.conforms(value, name)) for name in names}
