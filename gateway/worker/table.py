@@ -428,6 +428,11 @@ class Table:
         self.upstreams = upstreams
         self.routes = routes
 
+    @property
+    def patches(self) -> int:
+        """Route changes patched onto this table since its last full build."""
+        return self.patch.count if self.patch is not None else 0
+
     @classmethod
     def empty(cls) -> Table:
         """No config yet: every request gets the 404 "route not found"."""
@@ -551,11 +556,11 @@ class Table:
         nothing depends on a route, so its own keys can be rebuilt alone, and the router
         indexes their paths again (:meth:`Router.patched`). What patches leave behind
         (plugin instances, shared upstreams or DNS names of replaced routes) is dropped by
-        the full build that every :data:`PATCHES_BEFORE_FULL_BUILD`-th change gets. The
-        result is the table a full build would make: routes keep the order of their
-        keys."""
+        a full build once :attr:`patches` reaches :data:`PATCHES_BEFORE_FULL_BUILD` (the
+        worker does it in the background). The result is the table a full build would
+        make: routes keep the order of their keys."""
         patch = self.patch
-        if patch is None or patch.conf is not conf or patch.count >= PATCHES_BEFORE_FULL_BUILD \
+        if patch is None or patch.conf is not conf \
                 or patch.registry is not plugin_registry.current() \
                 or not all(key.startswith(ROUTES) and _child(key, ROUTES) for key in changed):
             return None
@@ -613,7 +618,8 @@ class Table:
                             patch.count + 1))
 
 
-#: route-only changes patched onto a table in a row; the next change builds it whole
+#: route-only changes patched onto a table in a row before the worker builds it whole
+#: again in the background (dropping what patches leave behind)
 PATCHES_BEFORE_FULL_BUILD = 100
 
 

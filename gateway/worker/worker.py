@@ -34,12 +34,14 @@ from gateway.worker.subscriber import Subscriber
 from gateway.worker import healthcheck, metrics
 from gateway.worker.resolver import DNS
 from gateway.worker.response import render_access
-from gateway.worker.table import Table
+from gateway.worker.table import PATCHES_BEFORE_FULL_BUILD, Table
 
 #: how long a booting worker waits for the master's config snapshot
 BOOT_SYNC_TIMEOUT = 10.0
 #: the loop timer period: heartbeat, deadline sweep, access-log flush
 TICK = 1.0
+#: seconds between the patch that reached PATCHES_BEFORE_FULL_BUILD and the full build
+COMPACT_AFTER = 1.0
 #: the only gevent loop fast enough for the hot path (the cffi loops cost ~12 µs per request)
 REQUIRED_LOOP = "gevent.libev.corecext"
 
@@ -103,6 +105,8 @@ class GatewayWorker(Worker):
         self.server = HttpServer(proxy_socks, conf, self.access_log if path else None,
                                  tls_socks)
         self.build_lock = gevent.lock.Semaphore()
+        #: the background full build that follows many patched changes (apply_config)
+        self.compaction: gevent.Greenlet | None = None
         DNS.configure(conf["apisix"].get("dns_resolver_valid"),
                       conf["apisix"].get("resolver_timeout"))
         DNS.start(self.dns_changed)   # re-resolves domain nodes in the background
@@ -193,6 +197,15 @@ class GatewayWorker(Worker):
             healthcheck.activate_table(table)  # start new health checkers, stop stale ones
         log.info("config revision %d applied in %.1f ms%s", rev,
                  (time.monotonic() - started) * 1000, how)
+        if table.patches >= PATCHES_BEFORE_FULL_BUILD and self.compaction is None:
+            # what the patches left behind goes with a full build, off the write's path
+            # (the write is served already: a 10,000-route build takes ~80 ms)
+            self.compaction = gevent.spawn_later(COMPACT_AFTER, self.compact_table)
+
+    def compact_table(self) -> None:
+        self.compaction = None
+        store, rev = self.last_config
+        self.apply_config(store, rev)
 
     def reload_plugins(self) -> None:
         """PUT /apisix/admin/plugins/reload: re-import the plugin modules, then rebuild the

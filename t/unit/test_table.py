@@ -346,16 +346,15 @@ def test_changes_beyond_routes_need_a_full_build():
     assert Table.empty().patched({}, ["/apisix/routes/1"], CONF) is None
 
 
-def test_patches_in_a_row_are_bounded_by_a_full_build():
-    from gateway.worker import table as table_mod
+def test_a_table_counts_the_patches_since_its_full_build():
     objects = {"/apisix/routes/1": _route("1", "/a")}
     table = Table.build(objects, CONF)
-    for i in range(table_mod.PATCHES_BEFORE_FULL_BUILD):
+    assert table.patches == 0 and Table.empty().patches == 0
+    for i in range(3):
         objects["/apisix/routes/1"] = _route("1", "/a%d" % i)
         table = table.patched(objects, ["/apisix/routes/1"], CONF)
-        assert _served(table, ["/a%d" % i]) == ["1"]
-    assert table.patched(objects, ["/apisix/routes/1"], CONF) is None
-    assert Table.build(objects, CONF).patched(objects, ["/apisix/routes/1"], CONF) is not None
+        assert _served(table, ["/a%d" % i]) == ["1"] and table.patches == i + 1
+    assert Table.build(objects, CONF).patches == 0
 
 
 def test_a_patched_route_logs_as_a_full_build_does(errors):
