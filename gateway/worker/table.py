@@ -429,6 +429,11 @@ class Table:
         self.routes = routes
 
     @property
+    def same_health(self) -> bool:
+        """A patched table whose health checkers are the ones of the table it came from."""
+        return self.patch is not None and self.patch.same_health
+
+    @property
     def patches(self) -> int:
         """Route changes patched onto this table since its last full build."""
         return self.patch.count if self.patch is not None else 0
@@ -613,9 +618,10 @@ class Table:
         router = self.router.patched(removed, added, routes)
         DNS.retain(builder.resolver.names)
         builder.chains.finish()
-        return Table(router, self.upstreams, routes, self.global_chain, self.certs,
-                     _Patch(builder, keys, patch.router_args, conf, patch.registry,
-                            patch.count + 1))
+        twin = _Patch(builder, keys, patch.router_args, conf, patch.registry, patch.count + 1)
+        twin.same_health = not any(_checked(route) for route in removed) \
+            and not any(_checked(route) for route in added)
+        return Table(router, self.upstreams, routes, self.global_chain, self.certs, twin)
 
 
 #: route-only changes patched onto a table in a row before the worker builds it whole
@@ -629,7 +635,7 @@ class _Patch:
     (sorted, parallel to ``Table.routes``), the router's settings, and the conf and plugin
     registry the table was built with (a change of either needs a full build)."""
 
-    __slots__ = ("builder", "keys", "router_args", "conf", "registry", "count")
+    __slots__ = ("builder", "keys", "router_args", "conf", "registry", "count", "same_health")
 
     def __init__(self, builder: _RouteBuilder, keys: list[str], router_args: dict[str, Any],
                  conf: Mapping[str, Any], registry: Any, count: int = 0):
@@ -639,6 +645,14 @@ class _Patch:
         self.conf = conf
         self.registry = registry
         self.count = count
+        #: a patch whose routes (gone or new) have no health checks: the table's checkers
+        #: are the previous table's (the worker need not look at every route for them)
+        self.same_health = False
+
+
+def _checked(route: Route) -> bool:
+    upstream = route.data.upstream
+    return upstream is not None and upstream.health is not None
 
 
 def _plugins_override(objects: Mapping[str, Any], conf: Mapping[str, Any]) -> list[str] | None:

@@ -194,7 +194,8 @@ class GatewayWorker(Worker):
                 table = Table.build(store, self.conf)
                 how = ""
             self.server.table = table
-            healthcheck.activate_table(table)  # start new health checkers, stop stale ones
+            if not table.same_health:
+                healthcheck.activate_table(table)  # start new health checkers, stop stale ones
         log.info("config revision %d applied in %.1f ms%s", rev,
                  (time.monotonic() - started) * 1000, how)
         if table.patches >= PATCHES_BEFORE_FULL_BUILD and self.compaction is None:

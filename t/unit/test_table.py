@@ -381,3 +381,21 @@ def test_routes_inserted_between_two_keep_the_order_of_their_keys():
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         assert _served(table, ["/same"]) == ["a000"]   # the first key wins
     assert [r.id for r in table.routes] == [r.id for r in Table.build(objects, CONF).routes]
+
+
+def test_a_patch_says_whether_the_health_checkers_stay_the_same():
+    checks = {"active": {"http_path": "/status"}}
+    objects = {"/apisix/routes/1": _route("1", "/a"),
+               "/apisix/routes/2": {"id": "2", "uri": "/b", "upstream": {
+                   "nodes": {"127.0.0.1:1980": 1}, "checks": checks}}}
+    table = Table.build(objects, CONF)
+    assert not table.same_health            # a full build: the worker looks at them all
+    objects["/apisix/routes/1"] = _route("1", "/a2")
+    table = table.patched(objects, ["/apisix/routes/1"], CONF)
+    assert table.same_health
+    objects["/apisix/routes/2"] = dict(objects["/apisix/routes/2"], uri="/b2")
+    assert not table.patched(objects, ["/apisix/routes/2"], CONF).same_health   # replaced
+    objects["/apisix/routes/3"] = dict(objects["/apisix/routes/2"], id="3", uri="/c")
+    assert not table.patched(objects, ["/apisix/routes/3"], CONF).same_health   # added
+    del objects["/apisix/routes/2"]
+    assert not table.patched(objects, ["/apisix/routes/2"], CONF).same_health   # deleted
