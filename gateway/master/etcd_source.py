@@ -46,6 +46,8 @@ PLACEHOLDER = b"init_dir"
 CANONICAL_PREFIX = "/apisix"
 #: at most one snapshot file write per this many seconds
 PERSIST_INTERVAL = 1.0
+#: and at most this share of the time spent writing it
+PERSIST_SHARE = 0.02
 #: a watch stream that ends without events sooner than this counts as a failure
 QUICK_CLOSE = 0.5
 #: at most one "etcd is down" error line per this many seconds
@@ -282,7 +284,9 @@ class EtcdSource:
             fd, tmp = tempfile.mkstemp(prefix=".etcd-snapshot.", dir=directory)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(data, f, separators=(",", ":"))
+                    # one dumps (C) and one write: json.dump streams through Python
+                    # generators, 3x the CPU (100 against 30 ms for 10,000 routes)
+                    f.write(json.dumps(data, separators=(",", ":")))
                     f.flush()
                     os.fsync(f.fileno())
                 os.chmod(tmp, 0o600)
@@ -298,8 +302,13 @@ class EtcdSource:
         while not self._stop.is_set():
             if self._dirty.wait(1.0) and self.listed:
                 self._dirty.clear()
+                started = time.monotonic()
                 self.persist()
-                self._stop.wait(PERSIST_INTERVAL)
+                # a big config takes a while to write (~50 ms for 10,000 routes, holding
+                # the GIL the Admin bridge and the watch need): under a stream of writes,
+                # persist at most PERSIST_SHARE of the time
+                took = time.monotonic() - started
+                self._stop.wait(max(PERSIST_INTERVAL, took / PERSIST_SHARE))
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
