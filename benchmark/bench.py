@@ -22,7 +22,9 @@ Settings (environment): BENCH_DURATION (10s, each c50 run), BENCH_LAT_DURATION (
 run), BENCH_WARMUP (2s, before each run, not measured), BENCH_ROUNDS (3), BENCH_CONNS (50),
 BENCH_ROUTES (10000), BENCH_PORT (18080, first of the ports used), BENCH_PROXY_CPU (1),
 BENCH_CLIENT_CPU (0), BENCH_MAX_SECONDS (570: no new round starts past it), BENCH_ONLY (comma
-list of scenario names), BENCH_KEEP=1 (keep the temp prefixes and their logs).
+list of scenario names), BENCH_KEEP=1 (keep the temp prefixes and their logs),
+BENCH_ADMIN_WRITES (100: Admin PUTs timed until every worker serves them; once with the Admin
+gateway's few routes, once more with BENCH_ROUTES routes written straight into its etcd).
 
     benchmark/run.sh [--out FILE]      # default benchmark/results/latest.json
 """
