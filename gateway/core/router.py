@@ -453,8 +453,8 @@ class Router:
 
         Only the paths of those routes are indexed again: the new router shares every
         other entry list with this one (neither changes them), so a route write costs
-        its own paths and a copy of the path dicts, not a whole index (~1 ms instead of
-        ~7 ms with 10,000 routes)."""
+        its own paths and a copy of the path dicts, not a whole index (~0.2 ms instead
+        of ~7 ms with 10,000 routes)."""
         twin = object.__new__(Router)
         twin.mode = self.mode
         twin.strip_tail_slash = self.strip_tail_slash
