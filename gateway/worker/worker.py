@@ -206,7 +206,11 @@ class GatewayWorker(Worker):
     def compact_table(self) -> None:
         self.compaction = None
         store, rev = self.last_config
-        self.apply_config(store, rev)
+        try:
+            self.apply_config(store, rev)
+        except Exception:  # noqa: BLE001 - the patched table keeps serving
+            log.exception("rebuilding the table at revision %d failed; keeping the patched "
+                          "one", rev)
 
     def reload_plugins(self) -> None:
         """PUT /apisix/admin/plugins/reload: re-import the plugin modules, then rebuild the
