@@ -34,6 +34,8 @@ SNAPSHOT_REQUEST = b"snap?"
 WORKER_READY = b"ready"
 #: a worker's message for every worker, relayed by the master: [b"relay", encoded control]
 RELAY = b"relay"
+#: a worker telling the master it re-imported its plugins: [b"reloaded", b"pid generation"]
+PLUGINS_RELOADED = b"reloaded"
 #: seconds between heartbeats; a worker that sees a heartbeat ahead of its revision resyncs
 HEARTBEAT_INTERVAL = 1.0
 

@@ -54,6 +54,9 @@ from gateway.master.yaml_source import YamlSource
 
 #: how long new workers may take to load the config and start serving
 WORKER_READY_TIMEOUT = 30.0
+#: how long `PUT /apisix/admin/plugins/reload` waits for the workers to confirm (less
+#: than the worker's wait for the answer, gateway.admin.store.STORE_TIMEOUT)
+PLUGINS_RELOAD_TIMEOUT = 5.0
 #: how long a fast stop waits for workers before SIGKILL
 FAST_STOP_TIMEOUT = 5.0
 
@@ -90,6 +93,9 @@ class Master(Arbiter):
         self.source: YamlSource | EtcdSource | None = None
         self.ready_pids: set[int] = set()
         self.ready_cond = threading.Condition()
+        #: plugins reloads asked for, and the last one each worker (pid) confirmed
+        self.reload_generation = 0
+        self.reloaded: dict[int, int] = {}
         super().__init__(app)
 
     @property
@@ -123,6 +129,7 @@ class Master(Arbiter):
         schemas.without_quick_checks()
         self.fanout = Fanout(self.snapshot, self.app.prefix, self.pid)
         self.fanout.on_ready = self.worker_ready
+        self.fanout.on_reloaded = self.worker_reloaded
         self.fanout.start()
         self.start_source()
         # a worker maps every page the master has when it forks, free ones included: loading
@@ -161,8 +168,7 @@ class Master(Arbiter):
     def start_admin_bridge(self) -> None:
         self.admin_bridge = AdminBridge(self.conf, self.app.prefix, self.pid)
         self.admin_bridge.plugin_names = self.enabled_plugins
-        self.admin_bridge.on_reload_plugins = \
-            lambda: self.fanout.publish_control("plugins_reload")
+        self.admin_bridge.on_reload_plugins = self.reload_plugins
         if isinstance(self.source, ConfigsSource):
             self.admin_bridge.configs = self.source
             self.admin_bridge.snapshot_rev = lambda: self.snapshot.rev
@@ -191,6 +197,35 @@ class Master(Arbiter):
     def worker_ready(self, pid: int) -> None:
         with self.ready_cond:
             self.ready_pids.add(pid)
+            self.ready_cond.notify_all()
+
+    def reload_plugins(self) -> None:
+        """`PUT /apisix/admin/plugins/reload` (the admin bridge's thread): every worker
+        re-imports its plugins; returns once each worker of this moment has done it (or
+        is gone, or PLUGINS_RELOAD_TIMEOUT passed), so that the next Admin write, which
+        any worker may validate, knows the new plugins."""
+        assert self.fanout is not None
+        with self.ready_cond:
+            self.reload_generation += 1
+            generation = self.reload_generation
+            waiting = set(self.WORKERS.copy())
+        self.fanout.publish_control("plugins_reload", generation)
+        deadline = time.monotonic() + PLUGINS_RELOAD_TIMEOUT
+        with self.ready_cond:
+            while True:
+                waiting = {pid for pid in waiting if pid in self.WORKERS
+                           and self.reloaded.get(pid, 0) < generation}
+                left = deadline - time.monotonic()
+                if not waiting or left <= 0:
+                    break
+                self.ready_cond.wait(min(left, 0.05))
+        if waiting:
+            log.warning("plugins reload: worker(s) %s did not confirm within %.0f s",
+                        ", ".join(map(str, sorted(waiting))), PLUGINS_RELOAD_TIMEOUT)
+
+    def worker_reloaded(self, pid: int, generation: int) -> None:
+        with self.ready_cond:
+            self.reloaded[pid] = max(generation, self.reloaded.get(pid, 0))
             self.ready_cond.notify_all()
 
     def run(self) -> None:

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import zmq
 
@@ -37,6 +38,9 @@ class Fanout:
         self._ready = threading.Event()
         #: called (on the fan-out thread) with a worker's pid once it serves
         self.on_ready: Callable[[int], None] = lambda pid: None
+        #: called (on the fan-out thread) with a worker's pid and the plugins-reload
+        #: generation it has just done
+        self.on_reloaded: Callable[[int, int], None] = lambda pid, generation: None
 
     def start(self) -> None:
         for endpoint in (self.pub_endpoint, self.router_endpoint):
@@ -58,7 +62,7 @@ class Fanout:
             push.connect(self._inbox)
         push.send_multipart((b"%d" % delta.rev, delta.message))
 
-    def publish_control(self, what: str) -> None:
+    def publish_control(self, what: str, data: Any = None) -> None:
         """Send a command (plane.encode_control) to every worker (callable from any thread)."""
         if not self._running:
             return
@@ -66,7 +70,7 @@ class Fanout:
         if push is None:
             push = self._local.push = self._ctx.socket(zmq.PUSH)
             push.connect(self._inbox)
-        push.send_multipart((b"0", plane.encode_control(what)))
+        push.send_multipart((b"0", plane.encode_control(what, data)))
 
     def stop(self) -> None:
         self._running = False
@@ -138,3 +142,9 @@ class Fanout:
                     self.on_ready(int(frames[2]))
                 except Exception:
                     log.exception("worker ready callback failed")
+            elif frames[1] == plane.PLUGINS_RELOADED and len(frames) == 3:
+                try:
+                    pid, generation = frames[2].split()
+                    self.on_reloaded(int(pid), int(generation))
+                except Exception:
+                    log.exception("worker reloaded callback failed")

@@ -75,6 +75,11 @@ class Subscriber:
     def report_ready(self) -> None:
         self._dealer.send_multipart((plane.WORKER_READY, str(os.getpid()).encode()))
 
+    def report_reloaded(self, generation: int) -> None:
+        """Tell the master this worker did the plugins reload of that generation."""
+        self._dealer.send_multipart((plane.PLUGINS_RELOADED,
+                                     b"%d %d" % (os.getpid(), generation)))
+
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._run)
 

@@ -179,6 +179,8 @@ class GatewayWorker(Worker):
                 log.error("plugins reload: config.yaml does not load, keeping the list: %s",
                           exc)
             self.reload_plugins()
+            if isinstance(data, int):   # the master waits for every worker's word
+                self.subscriber.report_reloaded(data)
 
     def apply_config(self, store, rev: int, changed: list[str] | None = None) -> None:
         """Serve ``store`` at revision ``rev``: the table patched for ``changed`` keys (a

@@ -1,5 +1,6 @@
 # PUT /apisix/admin/plugins/reload: a plugin added to config.yaml's list becomes usable on
-# every worker, without a restart and without failing a request.
+# every worker, without a restart and without failing a request; the reload answers once every
+# worker has the new plugins, so the next Admin write may use them whichever worker takes it.
 workers(2);
 
 __DATA__
@@ -79,3 +80,54 @@ plugins:
 ["GET /hello1", "GET /hello1", "GET /hello1", "GET /hello1", "GET /hello1", "GET /hello1"]
 --- response_headers
 X-Hello: yes
+
+
+
+=== TEST 5: the reload answers once every worker has the new plugins (one slow to import)
+--- extra_yaml_config
+apisix:
+  extra_plugin_paths: [myplugins]
+plugins:
+  - echo
+  - proxy-rewrite
+--- exec
+cat > myplugins/slow_header.py <<'PY'
+"""A test plugin whose import takes a while (the worker serves meanwhile): says slow."""
+import gevent
+
+gevent.sleep(0.4)
+NAME = "slow-header"
+PRIORITY = 101
+VERSION = 0.1
+SCHEMA = {"type": "object"}
+
+
+def header_filter(conf, ctx):
+    ctx.set_response_header("X-Slow", "yes")
+PY
+sed -i 's/^- proxy-rewrite$/- proxy-rewrite\n- hello-header\n- slow-header/' conf/config.yaml
+curl -s -X PUT http://127.0.0.1:9180/apisix/admin/plugins/reload; echo
+for i in 1 2 3 4; do
+  curl -s -o /dev/null -w '%{http_code}\n' -X PUT http://127.0.0.1:9180/apisix/admin/routes/3 \
+    -d '{"uri": "/hello2", "plugins": {"slow-header": {}, "proxy-rewrite": {"uri": "/hello"}}, "upstream": {"nodes": {"127.0.0.1:1980": 1}}}'
+done
+--- response_body
+done
+201
+200
+200
+200
+
+
+
+=== TEST 6: and both workers run it
+--- extra_yaml_config
+apisix:
+  extra_plugin_paths: [myplugins]
+plugins:
+  - echo
+  - proxy-rewrite
+--- request eval
+["GET /hello2", "GET /hello2", "GET /hello2", "GET /hello2", "GET /hello2", "GET /hello2"]
+--- response_headers
+X-Slow: yes
