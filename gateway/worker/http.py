@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from gateway.worker.server import HttpServer, _Listener
 
 RECV_SIZE = 65536
+#: how a read that may hold one whole bodiless request ends
+CRLF2 = b"\r\n\r\n"
 #: pipelined requests queued per connection before we stop reading from it
 PIPELINE_LIMIT = 32
 #: during a graceful stop, how long a new connection may take to send its first request
@@ -61,7 +63,7 @@ class Client:
                  "parser", "req", "pstate", "head_bytes", "active", "queue", "wbuf",
                  "t_write", "t_read", "t_mark", "closing", "closed", "lingering", "up",
                  "paused_up", "nreq", "no_keep", "read_paused", "pending_error", "body_wait",
-                 "trusted", "tunnel", "early")
+                 "trusted", "tunnel", "early", "last_fields", "last_block")
 
     #: the ``scheme`` variable and the default X-Forwarded-Proto (TlsClient: https)
     scheme = "http"
@@ -99,6 +101,9 @@ class Client:
         self.trusted = server.trusted(remote)  # keep its X-Forwarded-* (trusted_addresses)
         self.tunnel: Tunnel | None = None   # after a 101: the byte pipe owns the watchers
         self.early = b""   # bytes after an Upgrade request's head, for the tunnel
+        #: the header block of the last request Request.whole parsed, and what it gave
+        self.last_fields: bytes | None = None
+        self.last_block = None
         fd = sock.fileno()
         loop = server.loop
         self.rw = loop.io(fd, 1)
@@ -121,10 +126,24 @@ class Client:
             # bytes read since the read in which the current head began: an upper bound
             # of the head size (it may include body or earlier pipelined bytes), checked
             # precisely at headers-complete only when it exceeds the limit
-            if self.pstate == 1:
+            pstate = self.pstate
+            if pstate == 1:
                 self.head_bytes += len(data)
             else:
                 self.head_bytes = len(data)
+                req = self.req
+                # between requests (never in a body), a whole bodiless request, after a
+                # kept-alive one (llhttp refuses what follows a request that closes)
+                if pstate == 0 and data[-4:] == CRLF2 and (req.keep or req.url is None):
+                    try:
+                        if req.whole(data):
+                            return
+                    except Reject as e:
+                        self.reject(e.status)
+                        return
+                    except Exception as e:  # noqa: BLE001 - as in a parser callback
+                        self.callback_failed(e)
+                        return
             try:
                 self.parser.feed_data(data)
             except (HttpParserError, HttpParserUpgrade) as e:
@@ -168,7 +187,12 @@ class Client:
             self.reject(cause.status)
         elif cause is None or isinstance(cause, (HttpParserError, HttpParserUpgrade)):
             self.reject(400)  # (after an Upgrade, the bytes that follow it did not parse)
-        elif self.active is not None and self.active is not self.req:
+        else:
+            self.callback_failed(cause)
+
+    def callback_failed(self, cause: Exception) -> None:
+        """Our code raised while a request was parsed (routing, or starting it)."""
+        if self.active is not None and self.active is not self.req:
             # our bug, in a request pipelined behind one in flight: that one is answered
             # first, then this one gets the 500
             log.error("unexpected error on client connection %s", self.remote.decode(),

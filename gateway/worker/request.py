@@ -4,10 +4,17 @@ A `Request` belongs to its client connection and is reused for each request on i
 are rebound, never mutated, so a pipelined request can be detached as a copy). Headers are
 classified once per distinct name spelling (cached on the exact bytes, no `.lower()` per
 header) and the upstream request head is assembled with one `b"".join`.
+
+The usual request (a whole bodiless HTTP/1.1 request in one read, nothing after it) is
+parsed by :meth:`Request.whole` without llhttp's six callbacks: a strict subset of what
+llhttp accepts, read the way llhttp reads it; anything else goes to llhttp. A keep-alive
+connection repeats its header block, so the parsed block is kept per connection and
+reused when the next request's block is byte for byte the same.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.router import HOST_CACHE, PATH_CACHE, request_host, routing_path
@@ -42,6 +49,18 @@ _NAMED = {b"host": K_HOST, b"x-forwarded-for": K_XFF, b"content-length": K_CL,
 _DROPPED = frozenset((b"keep-alive", b"proxy-connection", b"te", b"trailer",
                       b"proxy-authenticate", b"proxy-authorization", b"x-real-ip"))
 _req_kind: dict[bytes, int] = {}
+#: the header kinds :meth:`Request.whole` hands to :meth:`Request.on_header` (they set
+#: per-request fields; a block without them is kept for the connection's next request).
+#: The framing kinds (Content-Length, Transfer-Encoding, Expect, Upgrade, Connection but
+#: keep-alive) leave the request to llhttp
+_FIELD_KINDS = frozenset((K_XFF, K_XF, K_REFERER, K_AUTH, K_IDENT))
+#: :meth:`Request.whole`'s request line: a method that llhttp reads as a plain request
+#: (CONNECT is not) and an origin-form target of visible ASCII (llhttp accepts all of it)
+_WHOLE_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) (/[!-~]*) HTTP/1\.1")
+#: header lines of token names and field-value characters, each ending in CRLF: no
+#: obs-fold, no bare LF, no NUL or other control character but HTAB
+_WHOLE_FIELDS = re.compile(rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t -~\x80-\xff]*\r\n)*")
+_CRLF2 = b"\r\n\r\n"
 
 
 def _classify(name: bytes) -> int:
@@ -205,6 +224,10 @@ class Request:
             self.minor = 1  # an HTTP/1.0 request is kept alive only when it asks to be
         else:
             self.minor = 0 if parser.get_http_version() == "1.0" else 1
+        self._route(client, server, method)
+
+    def _route(self, client: Client, server: HttpServer, method: bytes) -> None:
+        """The head is parsed: the routing path and host, then the route."""
         url = self.url or b"/"
         q = url.find(b"?")
         path = url if q < 0 else url[:q]
@@ -230,6 +253,94 @@ class Request:
         self.target = route.data if route is not None else None
         if self.rare:
             self._check_body(client, server)
+
+    def whole(self, data: bytes) -> bool:
+        """Take ``data`` as one whole request without llhttp, when it is the usual kind:
+        an HTTP/1.1 request line in origin form, header lines :data:`_WHOLE_FIELDS`
+        accepts, no header that frames a body or changes the connection (but
+        ``Connection: keep-alive``), and nothing after the head. Values are read as llhttp
+        reads them (leading blanks dropped, trailing ones kept). False: nothing was
+        consumed, llhttp parses ``data``. The caller checked ``data`` ends with a blank
+        line and came between requests (never within a body)."""
+        client = self.client
+        server = client.server
+        end = data.find(_CRLF2)
+        if end != len(data) - 4 or len(data) > server.max_head:
+            return False     # pipelined, a body, or a head for llhttp's size check
+        first = data.find(CRLF)
+        line = _WHOLE_LINE.fullmatch(data, 0, first)
+        if line is None:
+            return False
+        url = line.group(2)
+        if len(url) > server.max_line:
+            return False     # llhttp's path answers 414
+        fields = data[first + 2:end + 2]
+        if fields == client.last_fields:
+            block = client.last_block
+        else:
+            block = self._fields(fields)
+            if block is None:
+                return False
+            if block[3] is None:
+                client.last_fields = fields
+                client.last_block = block
+        self.on_message_begin()
+        self.url = url
+        hdrs, host_hdr, ua, lines = block
+        if lines is None:
+            self.hdrs = hdrs    # shared with the next requests: never mutated (rebound)
+            self.host_hdr = host_hdr
+            self.ua = ua
+        else:
+            for name, value in lines:
+                self.on_header(name, value)
+        client.pstate = 2
+        self.method = method = line.group(1)
+        self.keep = not client.no_keep
+        self.minor = 1
+        self._route(client, server, method)
+        self.on_message_complete()
+        return True
+
+    @staticmethod
+    def _fields(fields: bytes) -> tuple[Any, Any, Any, Any] | None:
+        """A header block for :meth:`whole`: (headers to forward, Host, User-Agent, None)
+        when every header is of a kind kept as a block, (None, None, None, the (name,
+        value) pairs for :meth:`on_header`) when some set per-request fields; None when
+        llhttp must parse it."""
+        if _WHOLE_FIELDS.fullmatch(fields) is None:
+            return None
+        hdrs: list[bytes] = []
+        host = ua = None
+        pairs = []
+        plain = True
+        for raw in fields.split(CRLF)[:-1]:
+            name, _, value = raw.partition(b":")
+            value = value.lstrip(b" \t")
+            pairs.append((name, value))
+            kind = _req_kind.get(name)
+            if kind is None:
+                kind = _classify(name)
+            if kind == K_KEEP:
+                hdrs += (name, COLSP, value, CRLF)
+            elif kind == K_HOST:
+                if host is not None:
+                    return None      # llhttp's path answers 400
+                host = value
+            elif kind == K_UA:
+                ua = value
+                hdrs += (name, COLSP, value, CRLF)
+            elif kind == K_DROP:
+                if name.lower() == b"proxy-connection":
+                    return None      # llhttp reads it as Connection
+            elif kind in _FIELD_KINDS or (kind == K_CONN
+                                          and value.lower() == b"keep-alive"):
+                plain = False
+            else:
+                return None
+        if plain:
+            return hdrs, host, ua, None
+        return None, None, None, pairs
 
     def _check_body(self, client: Client, server: HttpServer) -> None:
         """Content-Length over the limit → 413 now; ``Expect: 100-continue`` → 100; a
