@@ -58,7 +58,8 @@ plugin_attr:
   prometheus:
     enable_export_server: true
 --- exec
-curl -s http://127.0.0.1:9091/apisix/prometheus/metrics | grep -E '^apisix_http_status\{'
+# (series come from both workers' files in no fixed order)
+curl -s http://127.0.0.1:9091/apisix/prometheus/metrics | grep -E '^apisix_http_status\{' | sort
 --- response_body
 apisix_http_status{code="200",route="1",matched_uri="/hello",matched_host="",service="",consumer="",node="127.0.0.1",request_type="traditional_http",request_llm_model="",llm_model="",response_source="upstream"} 6
 apisix_http_status{code="403",route="aborted",matched_uri="/abort",matched_host="",service="",consumer="",node="",request_type="traditional_http",request_llm_model="",llm_model="",response_source="apisix"} 2
