@@ -283,6 +283,9 @@ class Master(Arbiter):
         time ran out.
         """
         deadline = time.monotonic() + timeout
+        with self.ready_cond:   # forget the workers gone since (respawns, HUPs)
+            self.ready_pids = {pid for pid in self.ready_pids
+                               if pid in self.WORKERS or pid in pids}
         while True:
             self.reap_workers()
             with self.ready_cond:
@@ -430,6 +433,8 @@ class Master(Arbiter):
                     self.upgrade_failed()
                     continue
                 metrics.worker_exited(wpid)
+                with self.ready_cond:
+                    self.reloaded.pop(wpid, None)
                 if self.retiring.pop(wpid, None) is not None:
                     continue
                 worker = self.WORKERS.pop(wpid, None)
