@@ -41,7 +41,8 @@ Sections
   response_headers   `Name: value` equal ("Name:" = missing or empty), `!Name` absent;
                      response_headers_like `Name: regex` anchored; raw_response_headers_like
   exec               bash command; cwd PREFIX; env GATEWAY (the CLI), PREFIX, PYTHON,
-                     GATEWAY_TEST_ETCD; output (stdout+stderr) is the body for the body
+                     GATEWAY_TEST_ETCD, GATEWAY_TEST_REDIS_* (the cluster's once a block
+                     named it); output (stdout+stderr) is the body for the body
                      assertions when the block sends no HTTP request; needs no gateway and
                      leaves alone whatever runs (a gateway from an earlier block, with that
                      block's config, still runs: stop it in the command if it is in the
@@ -340,6 +341,8 @@ def run_exec(run: BlockRun, command: str) -> Exchange:
     state = run.state
     env = dict(state.gateway.env, GATEWAY=shlex.join(gateway_command()),
                PREFIX=str(state.prefix), PYTHON=sys.executable, REPO=str(REPO))
+    # the Redis servers of the session, the cluster included once a block started it
+    env.update((k, v) for k, v in os.environ.items() if k.startswith("GATEWAY_TEST_REDIS"))
     limit = run.timeout if run.block.has("timeout") else EXEC_TIMEOUT
     # Output goes to a file, not a pipe: a daemon the command starts (`$GATEWAY start`) may
     # keep the descriptor open, and we wait for bash to exit, not for end-of-file.
