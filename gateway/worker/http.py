@@ -38,15 +38,13 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 from gateway.core.log import log
 from gateway.worker import plugin_runner
 from gateway.worker.request import STREAM_OPEN, STREAM_WANTED, XFH, Reject, Request
-from gateway.worker.response import CRLF, HEAD, NOT_FOUND_ROUTE, access_entry
+from gateway.worker.response import CRLF, CRLF2, HEAD, NOT_FOUND_ROUTE, access_entry
 from gateway.worker.tunnel import Tunnel
 
 if TYPE_CHECKING:
     from gateway.worker.server import HttpServer, _Listener
 
 RECV_SIZE = 65536
-#: how a read that may hold one whole bodiless request ends
-CRLF2 = b"\r\n\r\n"
 #: pipelined requests queued per connection before we stop reading from it
 PIPELINE_LIMIT = 32
 #: during a graceful stop, how long a new connection may take to send its first request

@@ -18,7 +18,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.router import HOST_CACHE, PATH_CACHE, request_host, routing_path
-from gateway.worker.response import (COLSP, CONTINUE_100, CRLF, LAST_CHUNK,
+from gateway.worker.response import (COLSP, CONTINUE_100, CRLF, CRLF2, LAST_CHUNK,
                                      content_length)
 from gateway.worker.table import Target
 
@@ -60,7 +60,6 @@ _WHOLE_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) (/[!-~]*) H
 #: header lines of token names and field-value characters, each ending in CRLF: no
 #: obs-fold, no bare LF, no NUL or other control character but HTAB
 _WHOLE_FIELDS = re.compile(rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t -~\x80-\xff]*\r\n)*")
-_CRLF2 = b"\r\n\r\n"
 
 
 def _classify(name: bytes) -> int:
@@ -264,7 +263,7 @@ class Request:
         line and came between requests (never within a body)."""
         client = self.client
         server = client.server
-        end = data.find(_CRLF2)
+        end = data.find(CRLF2)
         if end != len(data) - 4 or len(data) > server.max_head:
             return False     # pipelined, a body, or a head for llhttp's size check
         first = data.find(CRLF)

@@ -20,6 +20,8 @@ from typing import Any
 import gateway
 
 CRLF = b"\r\n"
+#: the blank line that ends a head
+CRLF2 = b"\r\n\r\n"
 
 REASONS: dict[int, bytes] = {
     100: b"Continue", 101: b"Switching Protocols", 102: b"Processing", 103: b"Early Hints",

@@ -618,10 +618,10 @@ class Table:
         router = self.router.patched(removed, added, routes)
         DNS.retain(builder.resolver.names)
         builder.chains.finish()
-        twin = _Patch(builder, keys, patch.router_args, conf, patch.registry, patch.count + 1)
-        twin.same_health = not any(_checked(route) for route in removed) \
-            and not any(_checked(route) for route in added)
-        return Table(router, self.upstreams, routes, self.global_chain, self.certs, twin)
+        same_health = not any(_checked(route) for route in (*removed, *added))
+        return Table(router, self.upstreams, routes, self.global_chain, self.certs,
+                     _Patch(builder, keys, patch.router_args, conf, patch.registry,
+                            patch.count + 1, same_health))
 
 
 #: route-only changes patched onto a table in a row before the worker builds it whole
@@ -638,7 +638,8 @@ class _Patch:
     __slots__ = ("builder", "keys", "router_args", "conf", "registry", "count", "same_health")
 
     def __init__(self, builder: _RouteBuilder, keys: list[str], router_args: dict[str, Any],
-                 conf: Mapping[str, Any], registry: Any, count: int = 0):
+                 conf: Mapping[str, Any], registry: Any, count: int = 0,
+                 same_health: bool = False):
         self.builder = builder
         self.keys = keys
         self.router_args = router_args
@@ -647,7 +648,7 @@ class _Patch:
         self.count = count
         #: a patch whose routes (gone or new) have no health checks: the table's checkers
         #: are the previous table's (the worker need not look at every route for them)
-        self.same_health = False
+        self.same_health = same_health
 
 
 def _checked(route: Route) -> bool:
