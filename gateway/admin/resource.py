@@ -14,7 +14,7 @@ and the answers follow APISIX's `apisix/admin/resource.lua`:
   GET    one ``{"key", "value", "createdIndex", "modifiedIndex"}``; list ``{"list", "total"}``
   DELETE reference checks unless ``?force=true`` → ``{"deleted": "1", "key"}``
 
-A write is answered only once this worker's tables serve its revision (Store.settle).
+A write is answered only once every serving worker's tables serve its revision (Store.settle).
 """
 
 from __future__ import annotations

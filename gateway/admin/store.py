@@ -2,8 +2,9 @@
 
 Many admin requests may wait at once (one greenlet each); one DEALER socket carries them
 all, and a reader greenlet hands each answer to its waiter by request id. A write returns
-the etcd revision it produced; `Store.settle(rev)` then waits until this worker's own tables
-serve that revision, so the HTTP answer of a write is never ahead of the data path.
+the etcd revision it produced; `Store.settle(rev)` then waits until the tables of every
+serving worker (this one's included) serve that revision, so the HTTP answer of a write is
+never ahead of the data path, whichever worker accepts the next request.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gateway.core.log import log
 
 #: how long an admin request waits for etcd (through the master) before answering 503
 STORE_TIMEOUT = 10.0
-#: how long a write waits for this worker's tables to reach its revision
+#: how long a write waits for every worker's tables to reach its revision
 SETTLE_TIMEOUT = 5.0
 
 
@@ -124,6 +125,6 @@ class Store:
         return "%020d" % self.call("gen_id")["rev"]
 
     def settle(self, rev: int) -> None:
-        if not self.subscriber.wait_rev(rev, SETTLE_TIMEOUT):
-            log.warning("admin write at revision %d not in this worker's tables after %ds; "
+        if not self.subscriber.wait_served(rev, SETTLE_TIMEOUT):
+            log.warning("admin write at revision %d not served by every worker after %ds; "
                         "answering anyway", rev, SETTLE_TIMEOUT)

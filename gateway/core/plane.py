@@ -11,7 +11,8 @@ snapshot is zstd-compressed (5 MB → ~260 kB in a few ms).
 
 Messages (msgpack maps):
   delta     {"t": "delta", "rev": R, "prev": P, "ops": [[key, packed | None], ...]}
-  heartbeat {"t": "hb", "rev": R}
+  heartbeat {"t": "hb", "rev": R, "served": S}
+  served    {"t": "served", "rev": S}   S: every serving worker has applied it
   snapshot  zstd(msgpack {"t": "snap", "rev": R, "objs": {key: packed}})
 A ``None`` in ops deletes the key.
 """
@@ -36,6 +37,8 @@ WORKER_READY = b"ready"
 RELAY = b"relay"
 #: a worker telling the master it re-imported its plugins: [b"reloaded", b"pid generation"]
 PLUGINS_RELOADED = b"reloaded"
+#: a worker telling the master which revision it serves now: [b"applied", b"pid rev"]
+APPLIED = b"applied"
 #: seconds between heartbeats; a worker that sees a heartbeat ahead of its revision resyncs
 HEARTBEAT_INTERVAL = 1.0
 
@@ -77,8 +80,15 @@ def encode_delta(rev: int, prev: int, ops: list[tuple[str, bytes | None]]) -> by
     return msgpack.packb({"t": "delta", "rev": rev, "prev": prev, "ops": ops}, use_bin_type=True)
 
 
-def encode_heartbeat(rev: int) -> bytes:
-    return msgpack.packb({"t": "hb", "rev": rev}, use_bin_type=True)
+def encode_heartbeat(rev: int, served: int) -> bytes:
+    """The last revision published, and the one every serving worker has applied (a lost
+    `served` announcement costs a waiting Admin write one heartbeat interval at most)."""
+    return msgpack.packb({"t": "hb", "rev": rev, "served": served}, use_bin_type=True)
+
+
+def encode_served(rev: int) -> bytes:
+    """Every serving worker has applied revision `rev` (see gateway/master/served.py)."""
+    return msgpack.packb({"t": "served", "rev": rev}, use_bin_type=True)
 
 
 def encode_control(what: str, data: Any = None) -> bytes:

@@ -130,6 +130,7 @@ class Master(Arbiter):
         self.fanout = Fanout(self.snapshot, self.app.prefix, self.pid)
         self.fanout.on_ready = self.worker_ready
         self.fanout.on_reloaded = self.worker_reloaded
+        self.fanout.live_pids = lambda: frozenset(self.WORKERS)   # atomic under the GIL
         self.fanout.start()
         self.start_source()
         # a worker maps every page the master has when it forks, free ones included: loading

@@ -7,6 +7,9 @@ One thread in the master owns every ZeroMQ socket (sockets are not thread-safe):
 Because publishing and snapshot answers happen on one thread, a worker never sees a snapshot
 older than a delta it already holds.
 
+Workers report on the ROUTER the revision they have applied; the thread announces on the PUB
+the revision every serving worker has applied (served.py), which an Admin write waits for.
+
 Workers fork from the master while this thread runs. That is safe: a child never touches
 this context (each worker makes its own after fork) and the thread does not exist there.
 """
@@ -16,13 +19,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import zmq
 
 from gateway.core import plane
 from gateway.core.log import log
+from gateway.master.served import ServedRevisions
 from gateway.master.snapshot import Delta, Snapshot
 
 
@@ -41,6 +45,9 @@ class Fanout:
         #: called (on the fan-out thread) with a worker's pid and the plugins-reload
         #: generation it has just done
         self.on_reloaded: Callable[[int, int], None] = lambda pid, generation: None
+        #: the pids of the workers alive now (set by the master; called on the fan-out thread)
+        self.live_pids: Callable[[], Collection[int]] = frozenset
+        self.served = ServedRevisions()
 
     def start(self) -> None:
         for endpoint in (self.pub_endpoint, self.router_endpoint):
@@ -99,12 +106,18 @@ class Fanout:
         # heartbeats carry the last revision *published*, never one whose delta is still in
         # the inbox: a worker would take the heartbeat for a lost delta and resync for nothing
         published = self.snapshot.rev
+        announced = -1      # the last revision announced as served by every worker
         next_beat = time.monotonic()
         try:
             while self._running:
+                served = self.served.lowest(self.live_pids(), published)
+                if served > announced:
+                    pub.send_multipart((plane.TOPIC, plane.encode_served(served)))
+                    announced = served
                 now = time.monotonic()
                 if now >= next_beat:
-                    pub.send_multipart((plane.TOPIC, plane.encode_heartbeat(published)))
+                    pub.send_multipart((plane.TOPIC,
+                                        plane.encode_heartbeat(published, announced)))
                     next_beat = now + plane.HEARTBEAT_INTERVAL
                 wait_ms = max(1, int((next_beat - now) * 1000))
                 for sock, _ in poller.poll(min(wait_ms, 200)):
@@ -137,8 +150,15 @@ class Fanout:
             elif frames[1] == plane.RELAY and len(frames) == 3:
                 # a worker's news for all workers (health changes): one hop, no state here
                 pub.send_multipart((plane.TOPIC, frames[2]))
+            elif frames[1] == plane.APPLIED and len(frames) == 3:
+                try:
+                    pid, rev = frames[2].split()
+                    self.served.report_applied(int(pid), int(rev))
+                except ValueError:
+                    log.error("bad applied report from a worker: %r", frames[2])
             elif frames[1] == plane.WORKER_READY and len(frames) == 3:
                 try:
+                    self.served.report_ready(int(frames[2]))
                     self.on_ready(int(frames[2]))
                 except Exception:
                     log.exception("worker ready callback failed")

@@ -5,7 +5,9 @@ newer than it; a delta whose `prev` is not our revision, or a heartbeat ahead of
 missed something: ask for the snapshot again. Runs as one ordinary greenlet (zmq.green), off
 the hot path; each change calls `on_change(store, rev, keys)` where the worker rebuilds its
 tables (``keys``: what a delta changed, so that a route-only change is patched; None after a
-snapshot).
+snapshot), then tells the master the revision it now serves (`plane.APPLIED`). The master
+announces the revision every serving worker has applied (`served`), which an Admin API
+write waits for (`wait_served`).
 
 The ZeroMQ context is made here, after fork: a socket on a context inherited from the master
 silently receives nothing.
@@ -33,6 +35,8 @@ class Subscriber:
         self.on_change = on_change
         self.store = plane.LazyObjects()
         self.rev = -1
+        #: the revision every serving worker of this node has applied (the master's word)
+        self.served = -1
         self._pub, self._router = plane.endpoints(prefix, master_pid)
         self._ctx = zmq.Context()
         self._sub = self._ctx.socket(zmq.SUB)
@@ -106,7 +110,11 @@ class Subscriber:
         if msg["t"] == "ctl":
             self.on_control(msg["what"], msg.get("data"))
             return
+        if msg["t"] == "served":
+            self._served(rev)
+            return
         if msg["t"] == "hb":
+            self._served(msg.get("served", -1))
             if rev > self.rev:
                 log.info("config heartbeat at revision %d, this worker has %d: resync",
                          rev, self.rev)
@@ -124,7 +132,7 @@ class Subscriber:
             self.store.apply(msg["ops"])
             self._changed([key for key, _value in msg["ops"]])
         else:
-            self._wake()                # only the revision moved (a write we do not keep)
+            self._moved()               # only the revision moved (a write we do not keep)
 
     def _changed(self, keys: list[str] | None = None) -> None:
         """The store moved to ``self.rev``: by a delta of ``keys``, or (None) whole."""
@@ -133,18 +141,29 @@ class Subscriber:
         except Exception:
             log.exception("applying config revision %d failed; keeping the previous tables",
                           self.rev)
+        self._moved()
+
+    def _moved(self) -> None:
+        """This worker serves ``self.rev`` now: tell the master, wake the local waiters."""
+        self._dealer.send_multipart((plane.APPLIED, b"%d %d" % (os.getpid(), self.rev)))
         self._wake()
+
+    def _served(self, rev: int) -> None:
+        if rev > self.served:
+            self.served = rev
+            self._wake()
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
         for event in waiters:
             event.set()
 
-    def wait_rev(self, rev: int, timeout: float) -> bool:
-        """Block this greenlet until the tables serve revision `rev` (an Admin API write
-        answers only then: a read after a write sees it). False after `timeout` seconds."""
+    def wait_served(self, rev: int, timeout: float) -> bool:
+        """Block this greenlet until this worker's tables and every other serving worker's
+        serve revision `rev` (an Admin API write answers only then: a request after a write
+        finds it, whichever worker accepts it). False after `timeout` seconds."""
         deadline = gevent.get_hub().loop.now() + timeout
-        while self.rev < rev:
+        while self.rev < rev or self.served < rev:
             left = deadline - gevent.get_hub().loop.now()
             if left <= 0:
                 return False

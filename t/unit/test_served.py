@@ -1,0 +1,46 @@
+"""The master's bookkeeping of the revision every serving worker has applied."""
+
+from gateway.master.served import ServedRevisions
+
+
+def test_lowest_applied_revision_of_the_serving_workers():
+    served = ServedRevisions()
+    for pid, rev in ((1, 7), (2, 5)):
+        served.report_applied(pid, rev)
+        served.report_ready(pid)
+    assert served.lowest({1, 2}, published=9) == 5
+    served.report_applied(2, 9)
+    assert served.lowest({1, 2}, published=9) == 7
+
+
+def test_a_worker_not_yet_serving_does_not_hold_the_others_back():
+    served = ServedRevisions()
+    served.report_applied(1, 8)
+    served.report_ready(1)
+    served.report_applied(2, 3)            # still booting: no ready report yet
+    assert served.lowest({1, 2}, published=8) == 8
+    served.report_ready(2)                 # now it accepts connections at revision 3
+    assert served.lowest({1, 2}, published=8) == 3
+
+
+def test_exited_workers_are_forgotten():
+    served = ServedRevisions()
+    for pid, rev in ((1, 8), (2, 2)):
+        served.report_applied(pid, rev)
+        served.report_ready(pid)
+    assert served.lowest({1}, published=8) == 8     # pid 2 exited while behind
+    assert served.applied == {1: 8} and served.serving == {1}
+    served.report_ready(2)                           # a late report of a gone pid
+    assert served.lowest({1}, published=8) == 8
+
+
+def test_no_serving_worker_means_nothing_lags():
+    assert ServedRevisions().lowest(set(), published=4) == 4
+
+
+def test_reports_never_move_a_worker_backwards():
+    served = ServedRevisions()
+    served.report_applied(1, 6)
+    served.report_applied(1, 4)            # reordered or stale report
+    served.report_ready(1)
+    assert served.lowest({1}, published=6) == 6
