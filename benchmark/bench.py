@@ -7,9 +7,11 @@ Why it is built this way:
   master + worker) is pinned alone to one CPU, wrk and the backend to the other, and the
   result is requests divided by the utime+stime the proxy processes spent during the run
   (/proc/<pid>/stat before and after).
-* **Interleaved rounds.** This VM's speed drifts by tens of percent over minutes. Every round
-  measures nginx and then every gateway scenario; the ratio to nginx is taken within a round,
-  then the median over rounds is reported.
+* **Interleaved rounds.** This VM's speed drifts by tens of percent over minutes, and its
+  noise comes in bursts of seconds. Every round measures nginx and then every gateway
+  scenario; the ratio to nginx is taken within a round, then the median over rounds is
+  reported. Many short rounds (6 of 4 s) beat a few long ones (3 of 10 s) in the same time:
+  a burst spoils one round, and the median drops it.
 * **The reference** is nginx as a keep-alive reverse proxy (1 worker) to the same backend: an
   nginx `return 200 "hello"` (and a 1 MB static file) on loopback, all from temp prefixes of
   our own, never the system's nginx service.
@@ -18,8 +20,8 @@ Why it is built this way:
 Scenarios needing parts of the gateway that are not built yet are listed with a
 "skipped: needs ..." reason, so the table shows what is not measured.
 
-Settings (environment): BENCH_DURATION (10s, each c50 run), BENCH_LAT_DURATION (5s, each c1
-run), BENCH_WARMUP (2s, before each run, not measured), BENCH_ROUNDS (3), BENCH_CONNS (50),
+Settings (environment): BENCH_DURATION (4s, each c50 run), BENCH_LAT_DURATION (4s, each c1
+run), BENCH_WARMUP (1s, before each run, not measured), BENCH_ROUNDS (6), BENCH_CONNS (50),
 BENCH_ROUTES (10000), BENCH_PORT (18080, first of the ports used), BENCH_PROXY_CPU (1),
 BENCH_CLIENT_CPU (0), BENCH_MAX_SECONDS (570: no new round starts past it), BENCH_ONLY (comma
 list of scenario names), BENCH_KEEP=1 (keep the temp prefixes and their logs),
@@ -66,10 +68,10 @@ def env_duration(name: str, default: str) -> float:
 
 @dataclass
 class Settings:
-    duration: float = env_duration("BENCH_DURATION", "10s")
-    lat_duration: float = env_duration("BENCH_LAT_DURATION", "5s")
-    warmup: float = env_duration("BENCH_WARMUP", "2s")
-    rounds: int = int(os.environ.get("BENCH_ROUNDS", "3"))
+    duration: float = env_duration("BENCH_DURATION", "4s")
+    lat_duration: float = env_duration("BENCH_LAT_DURATION", "4s")
+    warmup: float = env_duration("BENCH_WARMUP", "1s")
+    rounds: int = int(os.environ.get("BENCH_ROUNDS", "6"))
     conns: int = int(os.environ.get("BENCH_CONNS", "50"))
     routes: int = int(os.environ.get("BENCH_ROUTES", "10000"))
     port: int = int(os.environ.get("BENCH_PORT", "18080"))
