@@ -311,6 +311,12 @@ def plain_block(ctx: PluginCtx, kept: bytes, code: int) -> bytes | None:
     return flat[1]
 
 
+#: per set of block names: the last kept header block looked at, and whether it has none of
+#: them (an upstream repeats its headers response after response; bounded by the configs'
+#: distinct name sets)
+_BLOCK_FREE: dict[frozenset[bytes], tuple[bytes, bool]] = {}
+
+
 def _add_blocks(kept: bytes, ops: list[tuple[str, Any, Any]]) -> list[bytes] | None:
     """The one-block case (limit-count's quota headers): the kept header bytes and the
     block, when the upstream sent none of the block's headers; else None."""
@@ -318,14 +324,27 @@ def _add_blocks(kept: bytes, ops: list[tuple[str, Any, Any]]) -> list[bytes] | N
     if op != "block":
         return None
     if kept:
-        low = kept.lower()
-        for name in names:
-            at = low.find(name + b":")
-            while at >= 0:
-                if at == 0 or low[at - 1] == 10:   # at a line start: the upstream has it
-                    return None
-                at = low.find(name + b":", at + 1)
+        last = _BLOCK_FREE.get(names)
+        if last is not None and last[0] == kept:
+            free = last[1]
+        else:
+            free = _has_none(kept, names)
+            _BLOCK_FREE[names] = (kept, free)
+        if not free:
+            return None
     return [kept, block]
+
+
+def _has_none(kept: bytes, names: frozenset[bytes]) -> bool:
+    """True when no header line of ``kept`` has one of the lower-case ``names``."""
+    low = kept.lower()
+    for name in names:
+        at = low.find(name + b":")
+        while at >= 0:
+            if at == 0 or low[at - 1] == 10:   # at a line start: the upstream has it
+                return False
+            at = low.find(name + b":", at + 1)
+    return True
 
 
 def _edit_flat(flat: list[bytes], ops: list[tuple[str, Any, Any]]) -> list[bytes] | None:

@@ -56,6 +56,18 @@ def test_block_over_an_upstream_header_falls_back():
     assert b"".join(out) == b"X-A: 1\r\n" + BLOCK
 
 
+def test_block_check_remembered_per_header_block():
+    """The answer for a kept block is remembered, and a different block is looked at anew:
+    with and without the upstream's own quota header, alternately, twice over."""
+    with_it, without = b"X-RateLimit-Remaining: 1\r\nX-A: 1\r\n", b"X-A: 1\r\n"
+    for _ in range(2):
+        assert _add_blocks(with_it, [("block", NAMES, BLOCK)]) is None
+        assert _add_blocks(with_it, [("block", NAMES, BLOCK)]) is None
+        assert _add_blocks(bytes(bytearray(without)), [("block", NAMES, BLOCK)]) == [without,
+                                                                                     BLOCK]
+        assert _add_blocks(without, [("block", NAMES, BLOCK)]) == [without, BLOCK]
+
+
 def test_edit_flat_set_add_remove():
     flat = [b"X-A", b": ", b"1", b"\r\n", b"X-B", b": ", b"2", b"\r\n"]
     out = _edit_flat(flat, [("set", "X-A", 3), ("add", "X-C", "c"), ("remove", "X-B", None)])
