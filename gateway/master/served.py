@@ -5,7 +5,7 @@ the write: a client that writes a route and then sends a request, which any work
 accept, must find the route there. Each worker reports the revision it has applied after
 every change (`plane.APPLIED`) and once it accepts connections (`plane.WORKER_READY`); the
 fan-out thread keeps those reports here and announces the lowest revision among the live,
-serving workers (`plane.encode_settled`). A worker's Admin write waits for that announcement.
+serving workers (`plane.encode_served`). A worker's Admin write waits for that announcement.
 
 Pure bookkeeping, no I/O and no locks: the fan-out thread alone calls it.
 """
