@@ -424,17 +424,21 @@ def fmt(v, spec: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| scenario | conns | body | req/s | req/CPU-s | × nginx | CPU µs/req | "
+    head = ("| scenario | conns | body | req/s | req/CPU-s | × nginx | rounds | CPU µs/req | "
             "p50 ms | p99 ms | p99 × nginx | worker RSS MB | errors |")
-    out = [head, "|" + "---|" * 3 + "---:|" * 9]
+    out = [head, "|" + "---|" * 3 + "---:|" * 10]
     for r in rows:
         if "skipped" in r:
-            out.append("| %s | %d | %s | skipped: %s |||||||||" % (
+            out.append("| %s | %d | %s | skipped: %s ||||||||||" % (
                 r["label"], r["conns"], r["body"], r["skipped"]))
             continue
-        out.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |" % (
+        # the spread of the per-round ratios: how far one round of this hour can be off
+        spread = r.get("x_nginx_rounds") or []
+        spread = "%.2f-%.2f" % (min(spread), max(spread)) \
+            if len(spread) > 1 and not r["name"].startswith("nginx") else "-"
+        out.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |" % (
             r["label"], r["conns"], r["body"], fmt(r["rps"], ",.0f"),
-            fmt(r["rps_per_cpu"], ",.0f"), fmt(r.get("x_nginx"), ".2f"),
+            fmt(r["rps_per_cpu"], ",.0f"), fmt(r.get("x_nginx"), ".2f"), spread,
             fmt(r["cpu_us_per_req"], ".1f"), fmt(r["p50_ms"], ".2f"), fmt(r["p99_ms"], ".2f"),
             fmt(r.get("p99_x_nginx"), ".2f"), fmt(r["worker_rss_mb"], ".1f"), r["errors"],
             ("" if "admin_writes_ok" not in r else " (Admin writes: %d ok, %d failed, "
@@ -522,7 +526,7 @@ def report(result: dict) -> str:
     lines = ["", table(result["scenarios"])]
     put = result["admin_put_to_all_workers"]
     if "skipped" in put:
-        lines.append("| Admin PUT → all workers serving | | | skipped: %s |||||||||"
+        lines.append("| Admin PUT → all workers serving | | | skipped: %s ||||||||||"
                      % put["skipped"])
     else:
         a, w = put["admin_answer_ms"], put["all_workers_serving_ms"]
