@@ -130,7 +130,7 @@ class Master(Arbiter):
         self.fanout = Fanout(self.snapshot, self.app.prefix, self.pid)
         self.fanout.on_ready = self.worker_ready
         self.fanout.on_reloaded = self.worker_reloaded
-        self.fanout.live_pids = lambda: frozenset(self.WORKERS)   # atomic under the GIL
+        self.fanout.serving_pids = self.serving_pids
         self.fanout.start()
         self.start_source()
         # a worker maps every page the master has when it forks, free ones included: loading
@@ -199,6 +199,12 @@ class Master(Arbiter):
         with self.ready_cond:
             self.ready_pids.add(pid)
             self.ready_cond.notify_all()
+
+    def serving_pids(self) -> frozenset[int]:
+        """The workers that accept connections now: ready, and neither exited nor retiring
+        (the fan-out thread asks, for the revision every one of them serves)."""
+        with self.ready_cond:
+            return frozenset(self.ready_pids.intersection(self.WORKERS))
 
     def reload_plugins(self) -> None:
         """`PUT /apisix/admin/plugins/reload` (the admin bridge's thread): every worker
@@ -284,9 +290,6 @@ class Master(Arbiter):
         time ran out.
         """
         deadline = time.monotonic() + timeout
-        with self.ready_cond:   # forget the workers gone since (respawns, HUPs)
-            self.ready_pids = {pid for pid in self.ready_pids
-                               if pid in self.WORKERS or pid in pids}
         while True:
             self.reap_workers()
             with self.ready_cond:
@@ -435,6 +438,7 @@ class Master(Arbiter):
                     continue
                 metrics.worker_exited(wpid)
                 with self.ready_cond:
+                    self.ready_pids.discard(wpid)
                     self.reloaded.pop(wpid, None)
                 if self.retiring.pop(wpid, None) is not None:
                     continue

@@ -45,8 +45,8 @@ class Fanout:
         #: called (on the fan-out thread) with a worker's pid and the plugins-reload
         #: generation it has just done
         self.on_reloaded: Callable[[int, int], None] = lambda pid, generation: None
-        #: the pids of the workers alive now (set by the master; called on the fan-out thread)
-        self.live_pids: Callable[[], Collection[int]] = frozenset
+        #: the pids of the workers that serve now (set by the master; called on this thread)
+        self.serving_pids: Callable[[], Collection[int]] = frozenset
         self.served = ServedRevisions()
 
     def start(self) -> None:
@@ -110,7 +110,7 @@ class Fanout:
         next_beat = time.monotonic()
         try:
             while self._running:
-                served = self.served.lowest(self.live_pids(), published)
+                served = self.served.lowest(self.serving_pids(), published)
                 if served > announced:
                     pub.send_multipart((plane.TOPIC, plane.encode_served(served)))
                     announced = served
@@ -158,7 +158,6 @@ class Fanout:
                     log.error("bad applied report from a worker: %r", frames[2])
             elif frames[1] == plane.WORKER_READY and len(frames) == 3:
                 try:
-                    self.served.report_ready(int(frames[2]))
                     self.on_ready(int(frames[2]))
                 except Exception:
                     log.exception("worker ready callback failed")

@@ -3,10 +3,11 @@
 An Admin API write is answered once *every* worker serves it, not only the one that took
 the write: a client that writes a route and then sends a request, which any worker may
 accept, must find the route there. Each worker reports the revision it has applied after
-every change (`plane.APPLIED`) and once it accepts connections (`plane.WORKER_READY`); the
-fan-out thread keeps those reports here and announces the lowest revision among the live,
-serving workers (`plane.encode_served`). A worker's Admin write waits for that announcement.
+every change and once more right after it reports ready (`plane.APPLIED`); the fan-out
+thread keeps those reports here and announces the lowest revision among the serving workers
+(`plane.encode_served`). A worker's Admin write waits for that announcement.
 
+Which workers serve is the master's own record (`Master.serving_pids`: ready and alive).
 Pure bookkeeping, no I/O and no locks: the fan-out thread alone calls it.
 """
 
@@ -18,23 +19,19 @@ from collections.abc import Collection
 class ServedRevisions:
     def __init__(self) -> None:
         self.applied: dict[int, int] = {}     # pid -> the last revision it applied
-        self.serving: set[int] = set()        # pids that reported they accept connections
 
     def report_applied(self, pid: int, rev: int) -> None:
         if rev > self.applied.get(pid, -1):
             self.applied[pid] = rev
 
-    def report_ready(self, pid: int) -> None:
-        self.serving.add(pid)
+    def lowest(self, serving: Collection[int], published: int) -> int:
+        """The revision every serving worker has applied: the lowest of theirs; with none
+        serving, nothing lags: `published`.
 
-    def lowest(self, live: Collection[int], published: int) -> int:
-        """The revision every live, serving worker has applied: the lowest of theirs.
-
-        A worker that has not reported ready yet does not count (it accepts nothing; it
-        syncs before it does). With none serving, nothing lags: `published`. The pids no
-        longer in `live` (exited, retiring) are forgotten here."""
-        for pid in [pid for pid in self.applied if pid not in live]:
+        The reports of any other pid are dropped: an exited worker's for good, a booting
+        one's until it serves (it syncs before it accepts anything, and reports again right
+        after its ready report)."""
+        for pid in [pid for pid in self.applied if pid not in serving]:
             del self.applied[pid]
-        self.serving.intersection_update(live)
-        revs = [self.applied.get(pid, -1) for pid in self.serving]
+        revs = [self.applied.get(pid, -1) for pid in serving]
         return min(revs) if revs else published

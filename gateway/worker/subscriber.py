@@ -77,7 +77,10 @@ class Subscriber:
         self._dealer.send_multipart((plane.RELAY, plane.encode_control(what, data)))
 
     def report_ready(self) -> None:
+        """Tell the master this worker accepts connections, and (again) which revision it
+        serves: the master counts a worker's revision only once it serves."""
         self._dealer.send_multipart((plane.WORKER_READY, str(os.getpid()).encode()))
+        self._dealer.send_multipart((plane.APPLIED, b"%d %d" % (os.getpid(), self.rev)))
 
     def report_reloaded(self, generation: int) -> None:
         """Tell the master this worker did the plugins reload of that generation."""

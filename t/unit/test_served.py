@@ -5,9 +5,8 @@ from gateway.master.served import ServedRevisions
 
 def test_lowest_applied_revision_of_the_serving_workers():
     served = ServedRevisions()
-    for pid, rev in ((1, 7), (2, 5)):
-        served.report_applied(pid, rev)
-        served.report_ready(pid)
+    served.report_applied(1, 7)
+    served.report_applied(2, 5)
     assert served.lowest({1, 2}, published=9) == 5
     served.report_applied(2, 9)
     assert served.lowest({1, 2}, published=9) == 7
@@ -16,22 +15,27 @@ def test_lowest_applied_revision_of_the_serving_workers():
 def test_a_worker_not_yet_serving_does_not_hold_the_others_back():
     served = ServedRevisions()
     served.report_applied(1, 8)
-    served.report_ready(1)
-    served.report_applied(2, 3)            # still booting: no ready report yet
-    assert served.lowest({1, 2}, published=8) == 8
-    served.report_ready(2)                 # now it accepts connections at revision 3
+    served.report_applied(2, 3)            # still booting: not serving yet
+    assert served.lowest({1}, published=8) == 8
+    served.report_applied(2, 3)            # its report again, right after its ready report
     assert served.lowest({1, 2}, published=8) == 3
+
+
+def test_a_serving_worker_without_a_report_holds_the_announcement_back():
+    served = ServedRevisions()
+    served.report_applied(1, 8)
+    assert served.lowest({1, 2}, published=8) == -1
 
 
 def test_exited_workers_are_forgotten():
     served = ServedRevisions()
-    for pid, rev in ((1, 8), (2, 2)):
-        served.report_applied(pid, rev)
-        served.report_ready(pid)
+    served.report_applied(1, 8)
+    served.report_applied(2, 2)
     assert served.lowest({1}, published=8) == 8     # pid 2 exited while behind
-    assert served.applied == {1: 8} and served.serving == {1}
-    served.report_ready(2)                           # a late report of a gone pid
+    assert served.applied == {1: 8}
+    served.report_applied(2, 2)                      # a late report of a gone pid
     assert served.lowest({1}, published=8) == 8
+    assert served.applied == {1: 8}
 
 
 def test_no_serving_worker_means_nothing_lags():
@@ -42,5 +46,4 @@ def test_reports_never_move_a_worker_backwards():
     served = ServedRevisions()
     served.report_applied(1, 6)
     served.report_applied(1, 4)            # reordered or stale report
-    served.report_ready(1)
     assert served.lowest({1}, published=6) == 6
