@@ -312,9 +312,11 @@ def plain_block(ctx: PluginCtx, kept: bytes, code: int) -> bytes | None:
 
 
 #: per set of block names: the last kept header block looked at, and whether it has none of
-#: them (an upstream repeats its headers response after response; bounded by the configs'
-#: distinct name sets)
+#: them (an upstream repeats its headers response after response). Name sets come from the
+#: configs (metadata header names, rules' prefixes); past BLOCK_FREE_MAX of them over a
+#: worker's life, new ones are checked without being remembered.
 _BLOCK_FREE: dict[frozenset[bytes], tuple[bytes, bool]] = {}
+BLOCK_FREE_MAX = 256
 
 
 def _add_blocks(kept: bytes, ops: list[tuple[str, Any, Any]]) -> list[bytes] | None:
@@ -329,7 +331,8 @@ def _add_blocks(kept: bytes, ops: list[tuple[str, Any, Any]]) -> list[bytes] | N
             free = last[1]
         else:
             free = _has_none(kept, names)
-            _BLOCK_FREE[names] = (kept, free)
+            if last is not None or len(_BLOCK_FREE) < BLOCK_FREE_MAX:
+                _BLOCK_FREE[names] = (kept, free)
         if not free:
             return None
     return [kept, block]

@@ -3,6 +3,7 @@ response-header edits applied to it without ResponseHeaders (gateway.worker.plug
 
 from __future__ import annotations
 
+from gateway.worker import plugin_runner
 from gateway.worker.plugin_runner import _add_blocks, _edit_flat
 from gateway.worker.upstream import _DROP, _SIMPLE_FIELDS, _SIMPLE_STATUS, _client_status, _split_head
 
@@ -66,6 +67,17 @@ def test_block_check_remembered_per_header_block():
         assert _add_blocks(bytes(bytearray(without)), [("block", NAMES, BLOCK)]) == [without,
                                                                                      BLOCK]
         assert _add_blocks(without, [("block", NAMES, BLOCK)]) == [without, BLOCK]
+
+
+def test_block_check_memory_is_bounded():
+    """Name sets beyond BLOCK_FREE_MAX (config churn of header names over a worker's
+    life) are still checked right, but not remembered."""
+    for i in range(plugin_runner.BLOCK_FREE_MAX + 50):
+        names = frozenset((b"x-%d-ratelimit-limit" % i,))
+        block = b"X-%d-RateLimit-Limit: 1\r\n" % i
+        assert _add_blocks(b"X-A: 1\r\n", [("block", names, block)]) == [b"X-A: 1\r\n", block]
+        assert _add_blocks(b"X-%d-RateLimit-Limit: 2\r\n" % i, [("block", names, block)]) is None
+    assert len(plugin_runner._BLOCK_FREE) <= plugin_runner.BLOCK_FREE_MAX
 
 
 def test_edit_flat_set_add_remove():
